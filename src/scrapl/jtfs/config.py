@@ -12,7 +12,7 @@ from typing import Literal, Union
 
 from .. import filters
 
-AveragingArg = Union[int, Literal["global"], None]
+AveragingArg = Union[int, Literal["global"], None]  # noqa: UP007 (runtime alias, py3.10)
 
 __all__ = ["JTFSConfig", "AveragingArg"]
 

@@ -16,7 +16,7 @@ import numpy as np
 from .. import filters
 from .config import JTFSConfig
 
-__all__ = ["Wavelet", "FilterBank", "JTFSPath"]
+__all__ = ["Wavelet", "FilterBank", "JTFSPath", "FirstOrderPath"]
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,51 @@ class JTFSPath:
         """The reference's path key ``(n2, n_fr)``."""
         return (self.n2, self.n_fr)
 
+    @property
+    def order(self) -> int:
+        """Scattering order (2: a temporal wavelet of the scalogram, then a frequential filter)."""
+        return 2
+
     def rate_hz(self, sr: float) -> float:
         """Temporal modulation rate of the path in Hz for sample rate ``sr``: ``xi2 * sr``."""
         return self.xi2 * sr
+
+    @property
+    def scale_cycles_per_octave(self) -> float:
+        """Signed frequential modulation scale in cycles per octave: ``xi_fr * Q1``."""
+        return self.xi_fr * self.Q1
+
+
+@dataclass(frozen=True)
+class FirstOrderPath:
+    """Metadata of a first-order JTFS path of the full transform: the time-averaged scalogram
+    ``S1`` filtered along ``n1`` by frequential filter ``n_fr`` (spin 0 or +1 only).
+
+    Attributes mirror :class:`JTFSPath`; ``key`` is ``(n_fr,)`` and the temporal rate is 0 (low-pass).
+    """
+
+    idx: int
+    n_fr: int
+    j_fr: int
+    spin: int
+    n1_max: int
+    xi_fr: float
+    Q1: int
+    xi2: float = 0.0
+
+    @property
+    def key(self) -> tuple[int]:
+        """The reference's key ``(n_fr,)``."""
+        return (self.n_fr,)
+
+    @property
+    def order(self) -> int:
+        """Scattering order (1)."""
+        return 1
+
+    def rate_hz(self, sr: float) -> float:
+        """Temporal modulation rate: 0 Hz (the scalogram is only low-passed in time)."""
+        return 0.0
 
     @property
     def scale_cycles_per_octave(self) -> float:

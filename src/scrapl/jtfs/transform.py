@@ -1,0 +1,305 @@
+"""``TimeFrequencyScattering``: the JTFS path engine (one path, many paths, or the full transform).
+
+The module validates its configuration, builds the filters once (float64 design, float32 buffers
+that follow ``.to()`` / ``.double()``), and delegates the math to :mod:`scrapl.jtfs.core`. The dense
+operators derived from the filters (frequential filters with decimation, temporal and frequential
+averaging) are built lazily from the buffers on first use, per device and dtype, and cached.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .. import filters
+from . import core
+from .config import AveragingArg, JTFSConfig
+from .filterbank import FilterBank, JTFSPath
+from .full import full_paths, full_transform
+from .ops import reflect_pad
+
+__all__ = ["TimeFrequencyScattering"]
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+# (k1, U1, DFT(U1)) for a group of first-order filters sharing the decimation k1
+FirstOrder = list[tuple[int, Tensor, Tensor]]
+
+
+def _circulant(h_f: Tensor, s: int, n_in: int) -> Tensor:
+    """Matrix of "circular convolution with ``IDFT(h_f)``, keep every ``2**s``-th sample", restricted
+    to the first ``n_in`` inputs: ``A[i, t] = IDFT(h_f)[(2**s i - t) mod M]`` (complex128).
+
+    ``A @ y == IDFT_{M/2^s}(fold_mean(DFT_M(y) * h_f, s))`` for ``y`` zero beyond ``n_in``.
+    Shape: ``(M,) -> (M / 2**s, n_in)``.
+    """
+    M = h_f.shape[-1]
+    h = torch.fft.ifft(h_f.to(torch.float64))
+    rows = torch.arange(M // 2**s, device=h_f.device)[:, None] * 2**s
+    cols = torch.arange(n_in, device=h_f.device)[None, :]
+    return h[(rows - cols) % M]
+
+
+class TimeFrequencyScattering(nn.Module):
+    """Joint time-frequency scattering, one second-order path at a time, many, or all of it.
+
+    This reproduces the JTFS of scrapl-loss 0.1.0 (``jtfs-spec.md``): its second-order paths
+    ``(n2, n_fr)`` in the order of its ``scrapl_keys`` (:meth:`path`, :meth:`all_paths`), and the
+    full transform of its vendored kymatio (:meth:`full`, first-order paths included).
+
+    Args:
+        shape: signal length ``N`` in samples.
+        J, Q1, Q2, J_fr, Q_fr, T, F: see :class:`~scrapl.jtfs.config.JTFSConfig`.
+
+    Shape:
+        ``path(x, k)``: ``x`` of shape ``(B, N)`` -> ``(B, n_freq, n_time)``, the same for every path
+        (``n_freq = N_fr / 2**log2_F``; ``n_time = Np / 2**log2_T``; 1 for a global average).
+
+    Example:
+        >>> jtfs = TimeFrequencyScattering(shape=4096, J=6, Q1=2, Q2=1, J_fr=2, Q_fr=1)
+        >>> jtfs.n_paths, tuple(jtfs.path(torch.randn(2, 4096), 0).shape)
+        (28, (2, 11, 128))
+    """
+
+    def __init__(self, shape: int, J: int, Q1: int, Q2: int, J_fr: int, Q_fr: int,
+                 T: AveragingArg = None, F: AveragingArg = None) -> None:
+        super().__init__()
+        self.config = c = JTFSConfig(shape, J, Q1, Q2, J_fr, Q_fr, T, F)
+        self.bank = bank = FilterBank(c)
+        self.paths: list[JTFSPath] = bank.paths
+        self.n1_limit = min(len(bank.psi1), c.N_fr)
+        if max((p.n1_max for p in self.paths), default=0) > c.N_fr:
+            warnings.warn(
+                f"F={c.F!r} with J_fr={c.J_fr} gives only N_fr={c.N_fr} frequential bins, fewer than "
+                f"the first-order filters feeding some paths; as in scrapl-loss 0.1.0, filters "
+                f"n1 >= {c.N_fr} are dropped from those paths", stacklevel=2)
+        self._k1_groups = self._group_first_order()
+        self._register_filters()
+        self._operators: dict[tuple, Tensor] = {}
+
+    # -- construction ------------------------------------------------------------------------------
+    def _k1(self, j1: int) -> int:
+        """First-order decimation: ``min(j1, log2_T)`` (``j1`` with ``T='global'``)."""
+        return j1 if self.config.global_T else min(j1, self.config.log2_T)
+
+    def _k_fr(self, j_fr: int) -> int:
+        """Frequential decimation: ``min(j_fr, log2_F)`` (``j_fr`` with ``F='global'``)."""
+        return j_fr if self.config.global_F else min(j_fr, self.config.log2_F)
+
+    def _group_first_order(self) -> list[tuple[int, int, int]]:
+        """``(k1, start, stop)``: contiguous first-order filter ranges sharing a decimation ``k1``."""
+        groups: list[tuple[int, int, int]] = []
+        for n1, w in enumerate(self.bank.psi1[: self.n1_limit]):
+            k1 = self._k1(w.j)
+            if groups and groups[-1][0] == k1:
+                groups[-1] = (k1, groups[-1][1], n1 + 1)
+            else:
+                groups.append((k1, n1, n1 + 1))
+        return groups
+
+    def _register_filters(self) -> None:
+        c, bank = self.config, self.bank
+
+        def register(name: str, array: np.ndarray) -> None:
+            self.register_buffer(name, torch.from_numpy(array).to(torch.float32), persistent=False)
+
+        register("psi1_f", bank.psi1_f)
+        used_k1 = {self._k1(w.j) for p in self.paths for w in bank.psi1[: p.n1_max]}
+        for level in sorted(used_k1):
+            register(f"psi2_f_level{level}", filters.fold_sum(bank.psi2_f, level))
+        if not c.global_T:
+            levels = {p.j2 for p in self.paths} | {k1 for k1, _, _ in self._k1_groups}
+            for level in sorted(levels):
+                register(f"phi_f_level{level}", filters.fold_sum(bank.phi_f, level))
+        register("psi_fr_f", bank.psi_fr_f)
+        if not c.global_F:
+            for level in sorted({self._k_fr(w.j) for w in bank.psi_fr}):
+                register(f"phi_fr_f_level{level}", filters.fold_sum(bank.phi_fr_f, level))
+
+    def _apply(self, fn, recurse=True):  # type: ignore[override]
+        self._operators.clear()  # derived operators follow the buffers' new device/dtype lazily
+        return super()._apply(fn, recurse)
+
+    # -- metadata ----------------------------------------------------------------------------------
+    @property
+    def signal_length(self) -> int:
+        """Length ``N`` of the input signals."""
+        return self.config.N
+
+    @property
+    def n_paths(self) -> int:
+        """Number of second-order paths (SCRAPL's sampling space)."""
+        return len(self.paths)
+
+    @property
+    def path_keys(self) -> list[tuple[int, int]]:
+        """``(n2, n_fr)`` of every path, in order."""
+        return [p.key for p in self.paths]
+
+    def describe(self) -> dict:
+        """The hyperparameters as plain data: ``{"engine": "jtfs", "shape": N, "J": ..., "F": ...}``."""
+        c = self.config
+        return {"engine": "jtfs", "shape": c.N, "J": c.J, "Q1": c.Q1, "Q2": c.Q2, "J_fr": c.J_fr,
+                "Q_fr": c.Q_fr, "T": c.T, "F": c.F}
+
+    def path_shape(self, path_idx: int) -> tuple[int, int]:
+        """``(n_freq, n_time)`` of a path; differs between paths only with ``F='global'``."""
+        c, p = self.config, self.paths[path_idx]
+        if c.global_F:
+            return (c.N_fr // 2**p.j_fr if p.spin == 0 else 1), c.n_time
+        return c.N_fr // 2**c.log2_F, c.n_time
+
+    # -- derived operators -------------------------------------------------------------------------
+    def operator(self, kind: str, key: int, n_in: int, dtype: torch.dtype) -> Tensor:
+        """A dense linear operator derived from the filter buffers (cached per dtype and device).
+
+        ``"psi_fr"``: frequential filter ``key`` with its decimation, complex ``(n_rows, n_in)``;
+        ``"phi_t"``: temporal averaging from level ``key``, real ``(n_in, n_time)`` (transposed);
+        ``"phi_fr"``: frequential averaging from level ``key``, real ``(n_freq, n_in)``.
+        """
+        cache_key = (kind, key, n_in, dtype)
+        op = self._operators.get(cache_key)
+        if op is not None:
+            return op
+        c = self.config
+        if kind == "psi_fr":
+            op = _circulant(self.psi_fr_f[key], self._k_fr(self.bank.psi_fr[key].j), n_in)
+            op = op.to(torch.complex128 if dtype == torch.float64 else torch.complex64)
+        elif kind == "phi_t":
+            op = _circulant(getattr(self, f"phi_f_level{key}"), c.log2_T - key, n_in)
+            op = op.real.T.contiguous().to(dtype)
+        elif kind == "phi_fr":
+            op = _circulant(getattr(self, f"phi_fr_f_level{key}"), c.log2_F - key, n_in).real.to(dtype)
+        else:
+            raise ValueError(f"kind must be 'psi_fr', 'phi_t' or 'phi_fr', got {kind!r}")
+        self._operators[cache_key] = op
+        return op
+
+    # -- computation stages ------------------------------------------------------------------------
+    def padded_spectrum(self, x: Tensor) -> Tensor:
+        """Validate ``x`` of shape ``(B, N)``; return the DFT of its reflect-padded version ``(B, Np)``.
+
+        Half-precision inputs (and a half-precision module) compute in float32.
+        """
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"x must be a real floating-point tensor, got dtype {x.dtype}")
+        if x.dim() != 2 or x.shape[-1] != self.config.N:
+            raise ValueError(f"x must have shape (batch, {self.config.N}), got {tuple(x.shape)}")
+        dtype = self.psi1_f.dtype
+        if x.dtype in _LOW_PRECISION or dtype in _LOW_PRECISION:
+            dtype = torch.float32
+        x = x.to(dtype)
+        return torch.fft.fft(reflect_pad(x, self.config.pad_left, self.config.pad_right))
+
+    def first_order(self, x_hat: Tensor, n1_max: int) -> FirstOrder:
+        """``(k1, U1, DFT(U1))`` for first-order filters ``n1 < n1_max``, grouped by decimation."""
+        dtype = x_hat.real.dtype
+        psi1_f = self.psi1_f.to(dtype)
+        out = []
+        for k1, start, stop in self._k1_groups:
+            if start >= n1_max:
+                break
+            U1 = core.first_order(x_hat, psi1_f[start:min(stop, n1_max)], k1)
+            out.append((k1, U1, torch.fft.fft(U1)))
+        return out
+
+    def second_order(self, U1: FirstOrder, n2: int, j2: int, n1_max: int) -> Tensor:
+        """``Y[n2]``: the second-order wavelet on ``U1[n1]``, ``n1 < n1_max``. ``(B, n1_max, Np/2**j2)``."""
+        parts, seen = [], 0
+        for k1, _, U1_hat in U1:
+            if seen >= n1_max:
+                break
+            take = min(U1_hat.shape[-2], n1_max - seen)
+            psi2 = getattr(self, f"psi2_f_level{k1}")[n2].to(U1_hat.real.dtype)
+            parts.append(core.second_order_temporal(U1_hat[..., :take, :], psi2, j2 - k1))
+            seen += take
+        return torch.cat(parts, dim=-2)
+
+    def frequential(self, Y: Tensor, paths: Sequence[JTFSPath]) -> list[Tensor]:
+        """Frequential filter, modulus and averagings of several paths of one ``n2`` sharing ``Y``.
+
+        Filters with the same decimation are stacked into one matrix, so the modulus and the
+        temporal averaging (the dominant costs) run once over all their rows.
+        """
+        dtype, n1 = Y.real.dtype, Y.shape[-2]
+        c = self.config
+        by_k: dict[int, list[JTFSPath]] = {}
+        for p in paths:
+            by_k.setdefault(self._k_fr(p.j_fr), []).append(p)
+        out: dict[int, Tensor] = {}
+        for group in by_k.values():
+            Hs = [self.operator("psi_fr", p.n_fr, n1, dtype) for p in group]
+            U2 = core.frequential_scattering(Y, torch.cat(Hs) if len(Hs) > 1 else Hs[0])
+            Phi = None if c.global_T else self.operator("phi_t", group[0].j2, U2.shape[-1], dtype)
+            S_all = core.average_time(U2, Phi).split([H.shape[0] for H in Hs], dim=-2)
+            for p, S in zip(group, S_all, strict=True):
+                if p.spin != 0:
+                    A = None if c.global_F else self.operator(
+                        "phi_fr", self._k_fr(p.j_fr), S.shape[-2], dtype)
+                    S = core.average_frequency(S, A)
+                out[p.idx] = S
+        return [out[p.idx] for p in paths]
+
+    # -- public computations -----------------------------------------------------------------------
+    def path(self, x: Tensor, path_idx: int) -> Tensor:
+        """Return the coefficients of one second-order path, computing only what it needs.
+
+        Only the first-order filters with ``j1 < j2`` are computed (``n1_max`` of them).
+
+        Args:
+            x: signals, shape ``(B, N)``.
+            path_idx: index into :attr:`paths`.
+
+        Returns:
+            Shape ``(B, n_freq, n_time)``.
+        """
+        if not 0 <= path_idx < self.n_paths:
+            raise ValueError(f"path_idx must be in [0, {self.n_paths}), got {path_idx!r}")
+        p = self.paths[path_idx]
+        n1_max = min(p.n1_max, self.n1_limit)
+        U1 = self.first_order(self.padded_spectrum(x), n1_max)
+        return self.frequential(self.second_order(U1, p.n2, p.j2, n1_max), [p])[0]
+
+    def all_paths(self, x: Tensor, path_indices: Sequence[int] | None = None) -> list[Tensor]:
+        """Return the coefficients of many second-order paths, sharing the first-order stage and
+        ``Y[n2]`` between paths; ``all_paths(x)[i] == path(x, path_indices[i])``.
+
+        Returns:
+            One tensor per path (default: all, in order), each of shape ``(B, n_freq, n_time)``.
+        """
+        indices = list(range(self.n_paths)) if path_indices is None else list(path_indices)
+        for k in indices:
+            if not 0 <= k < self.n_paths:
+                raise ValueError(f"path_indices must be in [0, {self.n_paths}), got {k!r}")
+        if not indices:
+            return []
+        U1 = self.first_order(self.padded_spectrum(x), self.n1_limit)
+        by_n2: dict[int, list[JTFSPath]] = {}
+        for k in dict.fromkeys(indices):
+            by_n2.setdefault(self.paths[k].n2, []).append(self.paths[k])
+        out: dict[int, Tensor] = {}
+        for group in by_n2.values():
+            n1_max = min(group[0].n1_max, self.n1_limit)
+            Y = self.second_order(U1, group[0].n2, group[0].j2, n1_max)
+            out.update(zip((p.idx for p in group), self.frequential(Y, group), strict=True))
+        return [out[k] for k in indices]
+
+    def full(self, x: Tensor, *, unpad: bool = True) -> Tensor:
+        """Return the full JTFS of ``x`` (first-order paths, then every second-order path), as the
+        reference's vendored kymatio computes it with ``format='joint'``.
+
+        See :func:`scrapl.jtfs.full.full_transform`. Shape: ``(B, N)`` ->
+        ``(B, K + 1 + n_paths, n_freq, n_time)``; metadata in :attr:`full_paths`.
+        """
+        return full_transform(self, x, unpad=unpad)
+
+    @property
+    def full_paths(self) -> list:
+        """Metadata of every path of :meth:`full`, in output order."""
+        return full_paths(self)

@@ -1,0 +1,278 @@
+"""``SCRAPLLoss``: the JTFS distance on one randomly sampled path per call.
+
+The module validates its arguments, builds the path engine once and delegates: sampling to
+:mod:`scrapl.sampling`, the distance to :mod:`scrapl.distance`, the path-wise gradient updates to
+:mod:`scrapl.optim`, the θ-importance-sampling warmup to :mod:`scrapl.warmup`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections import defaultdict
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ._logging import get_logger
+from .distance import path_distance
+from .engine import PathEngine
+from .jtfs.config import AveragingArg
+from .jtfs.transform import TimeFrequencyScattering
+from .sampling import PathSampler
+
+# the reference's logger name, which the seed's console output shows
+log = get_logger("scrapl.scrapl_loss")
+
+__all__ = ["SCRAPLLoss"]
+
+
+def _check_number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
+                  low_open: bool = False, high_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+    return value
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return value
+
+
+class SCRAPLLoss(nn.Module):
+    """Joint time-frequency scattering distance on one randomly sampled path per call (SCRAPL).
+
+    At each call a path ``k`` of the JTFS is drawn from :attr:`probs` (uniform until a θ-IS warmup
+    or a probability file changes it) and the loss is
+
+    ``L_k(x, x_target) = mean_b || rho(S_k x_target[b]) - rho(S_k x[b]) ||_p``,
+
+    ``rho = log1p(. / log1p_eps)`` if ``use_rho_log1p`` else the identity, ``b`` over batch × channels
+    (Mitcheltree et al., ICLR 2026, §3). Its expectation over ``k ~ probs`` is, up to weighting, the
+    full JTFS distance at a fraction of the cost.
+
+    Args:
+        shape: signal length ``N`` in samples.
+        J: octaves of the temporal wavelets (first and second order).
+        Q1: first-order wavelets per octave.
+        Q2: second-order wavelets per octave.
+        J_fr: octaves of the frequential wavelets.
+        Q_fr: frequential wavelets per octave.
+        T: temporal averaging in samples: ``None`` (``2**J`` samples, which is what scrapl-loss
+            0.1.0 really does; its README says ``J**2``), an int in ``[1, shape]`` or ``'global'``.
+        F: frequential averaging in first-order bins: ``None`` (``2**J_fr`` bins; the README says
+            ``J_fr * Q_fr``), an int in ``[1, (J + 1) Q1]`` or ``'global'``.
+        p: order of the norm of the coefficient difference (default 2).
+        use_rho_log1p: compare ``log1p(S / log1p_eps)`` instead of ``S``.
+        log1p_eps: scale of the log compression (default 1e-3).
+        grad_mult: factor applied to the gradients of attached parameters (default 1e8; JTFS
+            gradients are tiny and Adam squares them). Must be > 1 with P-Adam and no log1p.
+        use_p_adam: path-wise Adam on attached parameters (default True).
+        use_p_saga: path-wise SAGA on attached parameters (default True).
+        sample_all_paths_first: draw every path once (random order) before sampling ``probs``.
+        n_theta: number of synthesizer parameters θ for the θ-IS warmup (default 1).
+        min_prob_frac: θ-IS floor, each path keeps at least ``min_prob_frac / P`` (in ``[0, 1)``).
+        probs_path: ``.pt`` file with a path distribution of shape ``(P,)`` to start from.
+        eps: floor of the θ-IS curvature values (default 1e-12).
+        p_adam_b1, p_adam_b2, p_adam_eps: Adam's β1, β2, ε for P-Adam.
+        compat: ``"paper"`` (default: P-Adam/P-SAGA as the paper's Eq. 6–9, one path == Adam) or
+            ``"reference"`` (scrapl-loss 0.1.0 step for step, its quirks included).
+
+    Shape:
+        ``x``, ``x_target``: ``(batch, channels, shape)``; output: scalar.
+
+    Example:
+        >>> loss_fn = SCRAPLLoss(shape=4096, J=6, Q1=2, Q2=1, J_fr=2, Q_fr=1)  # doctest: +SKIP
+        >>> loss = loss_fn(torch.randn(2, 1, 4096), torch.randn(2, 1, 4096), seed=0)  # doctest: +SKIP
+    """
+
+    def __init__(self, shape: int, J: int, Q1: int, Q2: int, J_fr: int, Q_fr: int,
+                 T: AveragingArg = None, F: AveragingArg = None, p: float = 2,
+                 use_rho_log1p: bool = False, log1p_eps: float = 1e-3, grad_mult: float = 1e8,
+                 use_p_adam: bool = True, use_p_saga: bool = True,
+                 sample_all_paths_first: bool = False, n_theta: int = 1,
+                 min_prob_frac: float = 0.0, probs_path: str | None = None, eps: float = 1e-12,
+                 p_adam_b1: float = 0.9, p_adam_b2: float = 0.999, p_adam_eps: float = 1e-8,
+                 *, compat: str = "paper") -> None:
+        super().__init__()
+        self._init_hparams(p, use_rho_log1p, log1p_eps, grad_mult, use_p_adam, use_p_saga,
+                           sample_all_paths_first, n_theta, min_prob_frac, eps, p_adam_b1,
+                           p_adam_b2, p_adam_eps, compat)
+        self.J, self.Q1, self.Q2, self.J_fr, self.Q_fr, self.T, self.F = J, Q1, Q2, J_fr, Q_fr, T, F
+        self.jtfs = TimeFrequencyScattering(shape, J, Q1, Q2, J_fr, Q_fr, T, F)
+        self._init_state(self.jtfs)
+        self._log_banner(f"J={J}, Q1={Q1}, Q2={Q2}, Jfr={J_fr}, Qfr={Q_fr}, T={T}, F={F}")
+        if probs_path is not None:
+            self.load_probs(probs_path)
+
+    # -- construction ------------------------------------------------------------------------------
+    def _init_hparams(self, p, use_rho_log1p, log1p_eps, grad_mult, use_p_adam, use_p_saga,
+                      sample_all_paths_first, n_theta, min_prob_frac, eps, b1, b2, adam_eps,
+                      compat) -> None:
+        self.p = _check_number("p", p, low=1.0)
+        self.use_rho_log1p = _check_bool("use_rho_log1p", use_rho_log1p)
+        self.log1p_eps = _check_number("log1p_eps", log1p_eps, low=0.0, low_open=True)
+        self.grad_mult = _check_number("grad_mult", grad_mult)
+        self.use_p_adam = _check_bool("use_p_adam", use_p_adam)
+        self.use_p_saga = _check_bool("use_p_saga", use_p_saga)
+        self.sample_all_paths_first = _check_bool("sample_all_paths_first", sample_all_paths_first)
+        if use_p_adam and not use_rho_log1p and not self.grad_mult > 1.0:
+            raise ValueError(
+                f"grad_mult must be > 1 when use_p_adam=True and use_rho_log1p=False (JTFS "
+                f"gradients are too small for Adam's squared moments), got {grad_mult!r}")
+        if isinstance(n_theta, bool) or not isinstance(n_theta, numbers.Integral) or n_theta < 1:
+            raise ValueError(f"n_theta must be an int >= 1, got {n_theta!r}")
+        self.n_theta = int(n_theta)
+        self.min_prob_frac = _check_number("min_prob_frac", min_prob_frac, low=0.0, high=1.0,
+                                           high_open=True)
+        self.eps = _check_number("eps", eps, low=0.0, low_open=True)
+        self.p_adam_b1 = _check_number("p_adam_b1", b1, low=0.0, high=1.0, high_open=True)
+        self.p_adam_b2 = _check_number("p_adam_b2", b2, low=0.0, high=1.0, high_open=True)
+        self.p_adam_eps = _check_number("p_adam_eps", adam_eps, low=0.0)
+        if compat not in ("paper", "reference"):
+            raise ValueError(f"compat must be 'paper' or 'reference', got {compat!r}")
+        self.compat = compat
+
+    def _init_state(self, engine: PathEngine) -> None:
+        self.engine = engine
+        self.n_paths = engine.n_paths
+        self.unif_prob = 1.0 / self.n_paths
+        self.sampler = PathSampler(self.n_paths, sample_all_paths_first=self.sample_all_paths_first)
+        self.curr_path_idx: int | None = None
+        self.scrapl_t = 0
+        self.loaded_probs_path: str | None = None
+
+    def _log_banner(self, config_line: str) -> None:
+        rows = [
+            ("use_rho_log1p", f"{self.use_rho_log1p}, eps = {self.log1p_eps}"),
+            ("grad_mult", self.grad_mult),
+            ("use_p_adam", self.use_p_adam),
+            ("use_p_saga", self.use_p_saga),
+            ("sample_all_paths_first", self.sample_all_paths_first),
+            ("n_theta", self.n_theta),
+            ("min_prob_frac", self.min_prob_frac),
+            ("number of SCRAPL paths", self.n_paths),
+            ("unif_prob", f"{self.unif_prob:.8f}"),
+        ]
+        width = max(len(k) for k, _ in rows)
+        body = "\n".join(f"{k:<{width}} = {v}" for k, v in rows)
+        log.info(f"SCRAPLLoss:\n{config_line}\n{body}\n")
+
+    # -- public attributes -------------------------------------------------------------------------
+    @property
+    def path_counts(self) -> defaultdict[int, int]:
+        """Training-mode visits per path (``defaultdict(int)``)."""
+        return self.sampler.path_counts
+
+    @property
+    def unsampled_paths(self) -> list[int]:
+        """Paths not yet drawn in the ``sample_all_paths_first`` phase."""
+        return self.sampler.unsampled_paths
+
+    @property
+    def probs(self) -> Tensor:
+        """The path distribution, float64 CPU tensor of shape ``(n_paths,)``."""
+        return self.sampler.probs
+
+    @property
+    def scrapl_keys(self) -> list:
+        """Path keys in order (``(n2, n_fr)`` for the JTFS), as scrapl-loss 0.1.0 names them."""
+        return [path.key for path in self.engine.paths]
+
+    @property
+    def paths(self) -> list:
+        """Per-path metadata (see :class:`scrapl.jtfs.JTFSPath`)."""
+        return list(self.engine.paths)
+
+    # -- forward -----------------------------------------------------------------------------------
+    def _check_pair(self, x: Any, x_target: Any) -> tuple[Tensor, Tensor]:
+        N = self.engine.signal_length
+        for name, t in (("x", x), ("x_target", x_target)):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+            if not t.is_floating_point():
+                raise TypeError(f"{name} must have a floating-point dtype, got {t.dtype}")
+            if t.dim() != 3:
+                raise ValueError(f"{name} must have shape (batch, channels, {N}), got "
+                                 f"{tuple(t.shape)} ({t.dim()} dims)")
+            if t.shape[-1] != N:
+                raise ValueError(f"{name} must have {N} samples (shape={N}), got {t.shape[-1]}")
+        if x.shape != x_target.shape:
+            raise ValueError(f"x and x_target must have the same shape, got {tuple(x.shape)} and "
+                             f"{tuple(x_target.shape)}")
+        return x.reshape(-1, N), x_target.reshape(-1, N)
+
+    def _check_path_idx(self, path_idx: Any) -> int:
+        if isinstance(path_idx, Tensor) and path_idx.numel() == 1 and not path_idx.is_floating_point():
+            path_idx = int(path_idx.item())
+        if isinstance(path_idx, bool) or not isinstance(path_idx, numbers.Integral):
+            raise TypeError(f"path_idx must be an int, got {path_idx!r}")
+        if not 0 <= path_idx < self.n_paths:
+            raise ValueError(f"path_idx must be in [0, {self.n_paths}), got {path_idx!r}")
+        return int(path_idx)
+
+    def sample_path(self, seed: int | None = None) -> int:
+        """Draw a path index (from the global RNG, or deterministically from ``seed``)."""
+        return self.sampler.sample(seed, training=self.training)
+
+    def path_coefficients(self, x: Tensor, path_idx: int) -> Tensor:
+        """Coefficients of one path (after ``rho`` if ``use_rho_log1p``) for ``x`` of shape
+        ``(B, C, N)``; shape ``(B * C, n_freq, n_time)``."""
+        x, _ = self._check_pair(x, x)
+        S = self.engine.path(x, self._check_path_idx(path_idx))
+        return torch.log1p(S / self.log1p_eps) if self.use_rho_log1p else S
+
+    def calc_dist(self, x: Tensor, x_target: Tensor, path_idx: int) -> Tensor:
+        """Distance on path ``path_idx`` between ``x`` and ``x_target`` of shape ``(B', N)``.
+
+        The target's coefficients are computed without autograd unless ``x_target`` requires grad.
+        """
+        if x_target.requires_grad and torch.is_grad_enabled():
+            S = self.engine.path(torch.cat([x, x_target]), path_idx)
+            S_x, S_target = S[: x.shape[0]], S[x.shape[0]:]
+        else:
+            S_x = self.engine.path(x, path_idx)
+            with torch.no_grad():
+                S_target = self.engine.path(x_target, path_idx)
+        log1p_eps = self.log1p_eps if self.use_rho_log1p else None
+        return path_distance(S_x, S_target, p=self.p, log1p_eps=log1p_eps)
+
+    def forward(self, x: Tensor, x_target: Tensor, seed: int | None = None,
+                path_idx: int | None = None) -> Tensor:
+        """Return the distance between ``x`` and ``x_target`` on one path.
+
+        Args:
+            x: signals, shape ``(batch, channels, shape)``.
+            x_target: target signals, same shape.
+            seed: draw the path deterministically from this seed (the global RNG is untouched);
+                ignored when ``path_idx`` is given.
+            path_idx: use this path instead of sampling one.
+
+        Returns:
+            Scalar tensor. In training mode the visit is counted (:attr:`path_counts`) and the
+            path-wise optimizers of attached parameters act on the next backward pass.
+        """
+        x2, t2 = self._check_pair(x, x_target)
+        if path_idx is None:
+            path_idx = self.sample_path(seed)
+            log.debug(f"Sample path_idx = {path_idx}")
+        else:
+            path_idx = self._check_path_idx(path_idx)
+            log.debug(f"Using specified path_idx = {path_idx}")
+            if seed is not None:
+                log.warning("seed is ignored when path_idx is specified")
+        dist = self.calc_dist(x2, t2, path_idx)
+        self.curr_path_idx = path_idx
+        if self.training:
+            self.sampler.record(path_idx)
+            self.scrapl_t += 1
+        return dist

@@ -1,0 +1,125 @@
+"""Path sampling: a categorical distribution over scattering paths, seeded and resumable.
+
+Draws are bit-compatible with scrapl-loss 0.1.0: ``torch.multinomial(probs, 1)`` on float64 CPU
+probabilities, from torch's global generator when no seed is given, or from a private generator
+re-seeded with ``seed`` (the global RNG is then left untouched). With ``sample_all_paths_first``,
+every path is first drawn once, in a random order without replacement
+(``torch.randint(0, n_left, (1,))`` picks the next one).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections import defaultdict
+
+import torch
+from torch import Tensor
+
+__all__ = ["PathSampler", "check_probs"]
+
+
+def check_probs(probs: object, n_paths: int, *, name: str = "probs", atol: float = 1e-6) -> Tensor:
+    """Validate a path distribution and return it as a float64 CPU tensor.
+
+    Raises:
+        TypeError: if ``probs`` is not a tensor.
+        ValueError: if its shape is not ``(n_paths,)``, an entry is negative or not finite, or the
+            entries do not sum to 1 within ``atol``.
+    """
+    if not isinstance(probs, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(probs).__name__}")
+    if tuple(probs.shape) != (n_paths,):
+        raise ValueError(f"{name} must have shape ({n_paths},), got {tuple(probs.shape)}")
+    probs = probs.detach().to("cpu", torch.float64)
+    if not torch.isfinite(probs).all():
+        raise ValueError(f"{name} must be finite, got non-finite entries at "
+                         f"{torch.nonzero(~torch.isfinite(probs)).flatten().tolist()[:5]}")
+    if (probs < 0).any():
+        raise ValueError(f"{name} must be non-negative, got min {probs.min().item():.3g}")
+    total = probs.sum().item()
+    if not math.isclose(total, 1.0, abs_tol=atol):
+        raise ValueError(f"{name} must sum to 1, got sum {total:.9g}")
+    return probs
+
+
+class PathSampler:
+    """Sample path indices from a distribution over ``n_paths`` paths and count training visits.
+
+    Args:
+        n_paths: number of paths ``P``.
+        sample_all_paths_first: visit every path once (random order, no replacement) before
+            sampling from ``probs``.
+
+    Attributes:
+        probs: float64 CPU tensor of shape ``(P,)`` (uniform at first).
+        path_counts: ``defaultdict(int)``, number of training-mode draws per path.
+        unsampled_paths: paths not yet drawn in the all-paths-first phase.
+    """
+
+    def __init__(self, n_paths: int, *, sample_all_paths_first: bool = False) -> None:
+        self.n_paths = n_paths
+        self.sample_all_paths_first = sample_all_paths_first
+        self.probs = torch.full((n_paths,), 1.0 / n_paths, dtype=torch.float64)
+        self.path_counts: defaultdict[int, int] = defaultdict(int)
+        self.unsampled_paths = list(range(n_paths))
+        self.generator = torch.Generator("cpu")
+
+    def _generator(self, seed: int | None) -> torch.Generator | None:
+        if seed is None:
+            return None
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        self.generator.manual_seed(int(seed))
+        return self.generator
+
+    def in_first_pass(self) -> bool:
+        """Whether the all-paths-first phase is still running."""
+        return (self.sample_all_paths_first and len(self.path_counts) < self.n_paths
+                and len(self.unsampled_paths) > 0)
+
+    def sample(self, seed: int | None = None, *, training: bool = True) -> int:
+        """Draw one path index.
+
+        In the all-paths-first phase the next unvisited path is drawn uniformly; it is removed from
+        :attr:`unsampled_paths` only when ``training`` (evaluation calls do not use up the phase,
+        unlike the reference). Otherwise ``multinomial(probs, 1)``.
+        """
+        gen = self._generator(seed)
+        if self.in_first_pass():
+            j = int(torch.randint(0, len(self.unsampled_paths), (1,), generator=gen).item())
+            return self.unsampled_paths.pop(j) if training else self.unsampled_paths[j]
+        return int(torch.multinomial(self.probs, 1, generator=gen).item())
+
+    def record(self, path_idx: int) -> None:
+        """Count one training-mode visit of ``path_idx``."""
+        self.path_counts[path_idx] += 1
+        if self.sample_all_paths_first and path_idx in self.unsampled_paths:
+            self.unsampled_paths.remove(path_idx)
+
+    def set_probs(self, probs: Tensor, *, name: str = "probs") -> None:
+        """Replace the distribution (validated: shape ``(P,)``, non-negative, sums to 1)."""
+        self.probs = check_probs(probs, self.n_paths, name=name)
+
+    def clear(self) -> None:
+        """Forget visits and restart the all-paths-first phase (``probs`` are kept)."""
+        self.path_counts = defaultdict(int)
+        self.unsampled_paths = list(range(self.n_paths))
+
+    def state_dict(self) -> dict:
+        """Plain, ``weights_only``-loadable state: counts, first-pass list, probs, generator state."""
+        return {
+            "path_counts": {int(k): int(v) for k, v in self.path_counts.items()},
+            "unsampled_paths": list(self.unsampled_paths),
+            "probs": self.probs.clone(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` output (validating ``probs``)."""
+        probs = check_probs(state["probs"], self.n_paths, name="probs")
+        self.path_counts = defaultdict(int, {int(k): int(v) for k, v in state["path_counts"].items()})
+        self.unsampled_paths = [int(p) for p in state["unsampled_paths"]]
+        self.probs = probs
+        if "generator" in state:
+            self.generator.set_state(state["generator"])
