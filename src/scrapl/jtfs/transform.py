@@ -108,8 +108,7 @@ class TimeFrequencyScattering(nn.Module):
             self.register_buffer(name, torch.from_numpy(array).to(torch.float32), persistent=False)
 
         register("psi1_f", bank.psi1_f)
-        used_k1 = {self._k1(w.j) for p in self.paths for w in bank.psi1[: p.n1_max]}
-        for level in sorted(used_k1):
+        for level in self.psi2_levels_used():
             register(f"psi2_f_level{level}", filters.fold_sum(bank.psi2_f, level))
         if not c.global_T:
             levels = {p.j2 for p in self.paths} | {k1 for k1, _, _ in self._k1_groups}
@@ -119,6 +118,10 @@ class TimeFrequencyScattering(nn.Module):
         if not c.global_F:
             for level in sorted({self._k_fr(w.j) for w in bank.psi_fr}):
                 register(f"phi_fr_f_level{level}", filters.fold_sum(bank.phi_fr_f, level))
+
+    def psi2_levels_used(self) -> list[int]:
+        """Levels ``k1`` at which second-order wavelets are applied (``j1`` of the filters used)."""
+        return sorted({self._k1(w.j) for p in self.paths for w in self.bank.psi1[: p.n1_max]})
 
     def _apply(self, fn, recurse=True):  # type: ignore[override]
         self._operators.clear()  # derived operators follow the buffers' new device/dtype lazily

@@ -1,0 +1,193 @@
+"""Properties of the JTFS engine: one path == all paths == full transform, batching, dtypes,
+gradients (gradcheck, gradgradcheck), silent inputs, shapes, metadata, bad configurations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from scrapl import TimeFrequencyScattering
+from scrapl.jtfs.full import unpad_frames
+
+E = dict(shape=4096, J=6, Q1=2, Q2=1, J_fr=2, Q_fr=1)
+TINY = dict(shape=256, J=3, Q1=1, Q2=1, J_fr=1, Q_fr=1)
+
+
+@pytest.fixture(scope="module")
+def jtfs_E():
+    return TimeFrequencyScattering(**E)
+
+
+def test_one_path_equals_all_paths_and_full(jtfs_E):
+    x = torch.randn(2, E["shape"])
+    every = jtfs_E.all_paths(x)
+    full = jtfs_E.full(x, unpad=False)
+    K1 = len(jtfs_E.full_paths) - jtfs_E.n_paths
+    assert full.shape[1] == len(jtfs_E.full_paths)
+    for k in range(jtfs_E.n_paths):
+        one = jtfs_E.path(x, k)
+        torch.testing.assert_close(every[k], one, rtol=1e-6, atol=1e-9)
+        torch.testing.assert_close(full[:, K1 + k], one, rtol=1e-6, atol=1e-9)
+
+
+def test_full_unpadding_keeps_signal_frames(jtfs_E):
+    x = torch.randn(1, E["shape"])
+    assert torch.equal(jtfs_E.full(x), jtfs_E.full(x, unpad=False)[..., unpad_frames(jtfs_E)])
+    assert jtfs_E.full(x).shape == (1, 32, 11, 64)
+
+
+def test_subset_of_paths_in_requested_order(jtfs_E):
+    x = torch.randn(1, E["shape"])
+    got = jtfs_E.all_paths(x, [27, 3, 3, 10])
+    for k, S in zip([27, 3, 3, 10], got, strict=True):
+        torch.testing.assert_close(S, jtfs_E.path(x, k), rtol=1e-6, atol=1e-9)
+
+
+def test_batched_equals_one_by_one(jtfs_E):
+    x = torch.randn(3, E["shape"])
+    for k in (0, 13, 27):
+        batched = jtfs_E.path(x, k)
+        single = torch.cat([jtfs_E.path(x[b:b + 1], k) for b in range(3)])
+        torch.testing.assert_close(batched, single, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("T,F,shape", [(None, None, (11, 128)), (16, None, (11, 512)),
+                                       ("global", None, (11, 1)), (None, 2, (14, 128)),
+                                       (100, 3, (18, 128))])
+def test_path_shapes(T, F, shape):
+    """Coefficient shapes of jtfs-spec.md §9.1 (edge configurations)."""
+    jtfs = TimeFrequencyScattering(**E, T=T, F=F)
+    assert jtfs.n_paths == 28
+    assert tuple(jtfs.path(torch.randn(1, E["shape"]), 5).shape[1:]) == shape
+    assert jtfs.path_shape(5) == shape
+
+
+def test_global_frequential_average_shapes():
+    jtfs = TimeFrequencyScattering(**E, F="global")
+    x = torch.randn(1, E["shape"])
+    assert tuple(jtfs.path(x, 0).shape[1:]) == (11, 128)  # spin 0 keeps its rows
+    assert tuple(jtfs.path(x, 1).shape[1:]) == (1, 128)
+    with pytest.raises(ValueError, match="F='global'"):
+        jtfs.full(x)
+
+
+def test_float64_matches_float32(jtfs_E):
+    x = torch.randn(2, E["shape"], dtype=torch.float64)
+    jtfs64 = TimeFrequencyScattering(**E).double()
+    for k in (0, 20):
+        S64 = jtfs64.path(x, k)
+        assert S64.dtype == torch.float64
+        torch.testing.assert_close(jtfs_E.path(x.float(), k).double(), S64, rtol=1e-4,
+                                   atol=1e-6 * S64.abs().max().item())
+
+
+def test_half_input_computes_in_float32(jtfs_E):
+    x = torch.randn(1, E["shape"])
+    S = jtfs_E.path(x.half(), 4)
+    assert S.dtype == torch.float32
+    torch.testing.assert_close(S, jtfs_E.path(x.half().float(), 4))
+
+
+def test_dtype_move_rebuilds_operators():
+    jtfs = TimeFrequencyScattering(**E)
+    x = torch.randn(1, E["shape"])
+    S32 = jtfs.path(x, 7)
+    jtfs.double()
+    assert jtfs.psi1_f.dtype == torch.float64
+    S64 = jtfs.path(x.double(), 7)
+    torch.testing.assert_close(S64.float(), S32, rtol=1e-4, atol=1e-6 * S32.abs().max().item())
+
+
+def test_silent_input_has_zero_finite_gradient(jtfs_E):
+    x = torch.zeros(1, E["shape"], requires_grad=True)
+    y = torch.randn(1, E["shape"])
+    for k in (0, 15):
+        (grad,) = torch.autograd.grad(((jtfs_E.path(x, k) - jtfs_E.path(y, k)) ** 2).sum(), x)
+        assert torch.isfinite(grad).all()
+        assert grad.abs().max() == 0
+
+
+def test_silent_band_gradient_is_finite(jtfs_E):
+    """A pure low tone leaves most first-order bands (numerically) silent: gradients stay finite."""
+    t = torch.arange(E["shape"], dtype=torch.float32)
+    x = torch.sin(2 * torch.pi * 0.001 * t)[None].requires_grad_(True)
+    loss = sum(jtfs_E.path(x, k).sum() for k in (0, 9, 27))
+    (grad,) = torch.autograd.grad(loss, x)
+    assert torch.isfinite(grad).all()
+
+
+def test_gradcheck_and_gradgradcheck_float64():
+    jtfs = TimeFrequencyScattering(**TINY).double()
+    y = torch.randn(1, TINY["shape"], dtype=torch.float64)
+    x = torch.randn(1, TINY["shape"], dtype=torch.float64, requires_grad=True)
+    for k in (0, jtfs.n_paths - 1):
+        def fn(x, k=k):
+            return ((jtfs.path(x, k) - jtfs.path(y, k)) ** 2).sum()
+
+        assert torch.autograd.gradcheck(fn, (x,), eps=1e-6, atol=1e-7, rtol=1e-4)
+        # fast mode checks random projections of the Hessian (the full one costs 2N backward passes)
+        assert torch.autograd.gradgradcheck(fn, (x,), eps=1e-6, atol=1e-6, rtol=1e-3, fast_mode=True)
+
+
+def test_metadata(jtfs_E):
+    paths = jtfs_E.paths
+    assert [p.idx for p in paths] == list(range(28))
+    assert paths[0].key == (3, 0) and paths[-1].key == (6, 6)
+    for p in paths:
+        assert p.n1_max == sum(1 for w in jtfs_E.bank.psi1 if w.j < p.j2)
+        assert p.spin == (0 if p.n_fr == 0 else (1 if p.n_fr <= 3 else -1))
+        assert p.rate_hz(8000) == pytest.approx(p.xi2 * 8000)
+        assert p.scale_cycles_per_octave == pytest.approx(p.xi_fr * E["Q1"])
+    assert paths[1].scale_cycles_per_octave == pytest.approx(0.35 * 2)
+    assert paths[4].scale_cycles_per_octave == pytest.approx(-0.35 * 2)
+    assert jtfs_E.describe()["J_fr"] == 2
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(J=0), ValueError, "J must be >= 1"),
+    (dict(J=2.5), TypeError, "J must be an int"),
+    (dict(Q1=0), ValueError, "Q1"),
+    (dict(Q2=True), TypeError, "Q2"),
+    (dict(J_fr=-1), ValueError, "J_fr"),
+    (dict(Q_fr="2"), TypeError, "Q_fr"),
+    (dict(T=0), ValueError, "T must be"),
+    (dict(T=5000), ValueError, "T must be"),
+    (dict(T="local"), ValueError, "T must be"),
+    (dict(T=1.5), TypeError, "T must be"),
+    (dict(T=4), ValueError, "T=4 is too small"),
+    (dict(F=0), ValueError, "F must be"),
+    (dict(F=50), ValueError, "F must be"),
+    (dict(F=8), ValueError, "F must be at most"),
+    (dict(shape=1), ValueError, "shape"),
+    (dict(Q1=1, Q2=2), ValueError, "Q2=2"),
+])
+def test_invalid_configuration(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        TimeFrequencyScattering(**{**E, **kwargs})
+
+
+@pytest.mark.parametrize("x,exc,match", [
+    (torch.randn(4096), ValueError, "shape"),
+    (torch.randn(1, 4000), ValueError, "shape"),
+    (torch.ones(1, 4096, dtype=torch.int64), TypeError, "floating"),
+    ([0.0] * 4096, TypeError, "torch.Tensor"),
+])
+def test_invalid_input(jtfs_E, x, exc, match):
+    with pytest.raises(exc, match=match):
+        jtfs_E.path(x, 0)
+
+
+def test_invalid_path_index(jtfs_E):
+    with pytest.raises(ValueError, match="path_idx"):
+        jtfs_E.path(torch.randn(1, 4096), 28)
+    with pytest.raises(ValueError, match="path_indices"):
+        jtfs_E.all_paths(torch.randn(1, 4096), [0, -1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu(jtfs_E):
+    x = torch.randn(2, E["shape"])
+    gpu = TimeFrequencyScattering(**E).cuda()
+    for k in (0, 27):
+        torch.testing.assert_close(gpu.path(x.cuda(), k).cpu(), jtfs_E.path(x, k), rtol=1e-4,
+                                   atol=1e-6)
