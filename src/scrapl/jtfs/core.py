@@ -17,13 +17,17 @@ is several times faster than the equivalent FFTs and identical in exact arithmet
 from __future__ import annotations
 
 import torch
+from typing import NamedTuple
+
 from torch import Tensor
 
-from .ops import fold_mean, modulus
+from .ops import fold_mean, modulus, mul_real
 
 __all__ = [
     "first_order",
     "second_order_temporal",
+    "Band",
+    "filter_band",
     "frequential_scattering",
     "average_time",
     "average_frequency",
@@ -41,22 +45,57 @@ def first_order(x_hat: Tensor, psi1_f: Tensor, k1: int) -> Tensor:
     Returns:
         Shape ``(B, G, Np / 2**k1)`` real.
     """
-    V = x_hat.unsqueeze(-2) * psi1_f  # (B, 1, Np) * (G, Np) -> (B, G, Np)
+    V = mul_real(x_hat.unsqueeze(-2), psi1_f)  # (B, 1, Np) * (G, Np) -> (B, G, Np)
     return modulus(torch.fft.ifft(fold_mean(V, k1)))
 
 
-def second_order_temporal(U1_hat: Tensor, psi2_f: Tensor, s: int) -> Tensor:
-    """Return ``Y = IDFT(fold_mean(U1_hat * psi2_f, s))``: second-order wavelet, decimation ``2**s``.
+def second_order_temporal(U1_rfft: Tensor, band: Band) -> Tensor:
+    """Return ``Y = IDFT(fold_mean(DFT(U1) * psi2_f, s))``: second-order wavelet, decimation ``2**s``.
+
+    Only the bins where the wavelet is not negligible (``band``, see :func:`filter_band`) are
+    multiplied and folded; the spectrum of the real ``U1`` is read from its half spectrum
+    (``DFT(U1)[M - k] = conj(DFT(U1)[k])``).
 
     Args:
-        U1_hat: spectrum of the first-order scalogram at decimation ``j1``. Shape ``(B, G, M)``.
-        psi2_f: the second-order wavelet at level ``j1`` (length ``M``). Shape ``(M,)``.
-        s: extra decimation ``j2 - j1``.
+        U1_rfft: ``rfft`` of the first-order scalogram at decimation ``k1``. Shape ``(B, G, M/2 + 1)``.
+        band: support of the second-order wavelet at level ``k1``, with the decimation ``s = j2 - k1``.
 
     Returns:
         Shape ``(B, G, M / 2**s)`` complex (no modulus: frequential scattering follows).
     """
-    return torch.fft.ifft(fold_mean(U1_hat * psi2_f, s))
+    pos = mul_real(U1_rfft.index_select(-1, band.src_pos), band.w_pos)
+    neg = mul_real(U1_rfft.index_select(-1, band.src_neg).conj_physical(), band.w_neg)
+    F = U1_rfft.new_zeros(U1_rfft.shape[:-1] + (band.n_out,))
+    F = F.index_add(-1, band.dst_pos, pos).index_add(-1, band.dst_neg, neg)
+    return torch.fft.ifft(F) * band.scale
+
+
+class Band(NamedTuple):
+    """Where a real filter of length ``M`` is not negligible, and where its bins fold to after a
+    decimation by ``2**s`` (``dst = k mod M / 2**s``); ``src_*`` index the half spectrum
+    (``k`` for ``k <= M/2``, ``M - k`` for the conjugate-symmetric bins above)."""
+
+    src_pos: Tensor
+    w_pos: Tensor
+    dst_pos: Tensor
+    src_neg: Tensor
+    w_neg: Tensor
+    dst_neg: Tensor
+    n_out: int
+    scale: float
+
+
+def filter_band(h_f: Tensor, s: int, rel_tol: float = 1e-12) -> Band:
+    """Return the :class:`Band` of ``h_f`` (shape ``(M,)``, real): bins with ``|h| >= rel_tol max|h|``.
+
+    Dropping the other bins changes a result by less than ``rel_tol`` of its scale, far below float32
+    (and float64 test) precision; the Gaussian tails of the wavelets make most bins that small.
+    """
+    M = h_f.shape[-1]
+    keep = torch.nonzero(h_f.abs() >= rel_tol * h_f.abs().max()).flatten()
+    pos, neg = keep[keep <= M // 2], keep[keep > M // 2]
+    n_out = M // 2**s
+    return Band(pos, h_f[pos], pos % n_out, M - neg, h_f[neg], neg % n_out, n_out, 2.0**-s)
 
 
 def frequential_scattering(Y: Tensor, H: Tensor) -> Tensor:

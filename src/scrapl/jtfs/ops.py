@@ -4,14 +4,22 @@ and the construction of "filter + decimate" operators as dense matrices.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
 MODULUS_EPS = 1e-12
 """Added to every modulus, as in scrapl-loss 0.1.0: ``|z| = sqrt(re^2 + im^2) + MODULUS_EPS``."""
 
-__all__ = ["MODULUS_EPS", "modulus", "fold_mean", "reflect_pad", "circulant_decimation_matrix"]
+__all__ = ["MODULUS_EPS", "modulus", "mul_real", "fold_mean", "reflect_pad", "circulant_decimation_matrix"]
+
+
+def mul_real(z: Tensor, r: Tensor) -> Tensor:
+    """Multiply a complex tensor by a real one (broadcasting) without promoting ``r`` to complex.
+
+    ``z * r`` would first copy ``r`` into a complex tensor; this multiplies the interleaved
+    (re, im) view instead. Shape: broadcast of ``z.shape`` and ``r.shape``.
+    """
+    return torch.view_as_complex(torch.view_as_real(z) * r.unsqueeze(-1))
 
 
 class _Modulus(torch.autograd.Function):
@@ -20,23 +28,22 @@ class _Modulus(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z: Tensor) -> Tensor:  # type: ignore[override]
-        out = torch.sqrt(z.real.square() + z.imag.square()) + MODULUS_EPS
+        out = torch.abs(z).add_(MODULUS_EPS)
         ctx.save_for_backward(z, out)
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor) -> Tensor:  # type: ignore[override]
         z, out = ctx.saved_tensors
-        safe = torch.where(out > 0, out, torch.ones_like(out))
-        grad = (grad_out / safe) * z
-        return torch.where(out > 0, grad, torch.zeros_like(grad))
+        # out >= MODULUS_EPS > 0 in float32/float64 (the transform never runs in half precision)
+        return mul_real(z, grad_out / out)
 
 
 def modulus(z: Tensor) -> Tensor:
-    """Return ``sqrt(Re(z)^2 + Im(z)^2) + 1e-12`` elementwise (real tensor of ``z``'s shape).
+    """Return ``|z| + 1e-12`` elementwise (real tensor of ``z``'s shape).
 
     The gradient is ``g * z / (|z| + 1e-12)``, which is 0 (not NaN) at ``z = 0``: silent inputs give
-    zero gradients, as in the reference.
+    zero gradients, as in the reference (autograd's own ``abs`` would give NaN there).
     """
     return _Modulus.apply(z)
 
@@ -66,18 +73,18 @@ def reflect_pad(x: Tensor, pad_left: int, pad_right: int) -> Tensor:
     return out.reshape(*lead, out.shape[-1])
 
 
-def circulant_decimation_matrix(h_f: np.ndarray, s: int, n_in: int | None = None) -> np.ndarray:
-    """Return the matrix of "circular convolution with ``h`` then keep every ``2**s``-th sample".
+def circulant_decimation_matrix(h_f: Tensor, s: int, n_in: int) -> Tensor:
+    """Return the matrix of "circular convolution with ``h``, then keep every ``2**s``-th sample".
 
-    For a filter given by its length-``M`` DFT ``h_f``, ``IDFT_{M/2^s}(fold_mean(DFT_M(y) * h_f, s))``
-    equals ``A @ y`` with ``A[i, t] = h[(2**s i - t) mod M]`` and ``h = IDFT_M(h_f)`` (complex).
-    Only the first ``n_in`` columns are returned (inputs known to be zero beyond them).
+    For a filter given by its length-``M`` DFT ``h_f``,
+    ``IDFT_{M/2^s}(fold_mean(DFT_M(y) * h_f, s)) == A @ y`` with ``A[i, t] = h[(2**s i - t) mod M]``,
+    ``h = IDFT_M(h_f)``. Only the first ``n_in`` columns are returned (for inputs known to be zero
+    beyond them). Computed in float64 from ``h_f`` as given.
 
     Shape: ``(M,) -> (M / 2**s, n_in)`` complex128.
     """
     M = h_f.shape[-1]
-    n_in = M if n_in is None else n_in
-    h = np.fft.ifft(h_f.astype(np.float64))
-    rows = np.arange(M // 2**s)[:, None] * 2**s
-    cols = np.arange(n_in)[None, :]
+    h = torch.fft.ifft(h_f.to(torch.float64))
+    rows = torch.arange(M // 2**s, device=h_f.device)[:, None] * 2**s
+    cols = torch.arange(n_in, device=h_f.device)[None, :]
     return h[(rows - cols) % M]

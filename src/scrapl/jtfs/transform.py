@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from . import core
 from .config import AveragingArg, JTFSConfig
 from .filterbank import FilterBank, JTFSPath
 from .full import full_paths, full_transform
-from .ops import reflect_pad
+from .ops import circulant_decimation_matrix, reflect_pad
 
 __all__ = ["TimeFrequencyScattering"]
 
@@ -28,20 +29,6 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 # (k1, U1, DFT(U1)) for a group of first-order filters sharing the decimation k1
 FirstOrder = list[tuple[int, Tensor, Tensor]]
-
-
-def _circulant(h_f: Tensor, s: int, n_in: int) -> Tensor:
-    """Matrix of "circular convolution with ``IDFT(h_f)``, keep every ``2**s``-th sample", restricted
-    to the first ``n_in`` inputs: ``A[i, t] = IDFT(h_f)[(2**s i - t) mod M]`` (complex128).
-
-    ``A @ y == IDFT_{M/2^s}(fold_mean(DFT_M(y) * h_f, s))`` for ``y`` zero beyond ``n_in``.
-    Shape: ``(M,) -> (M / 2**s, n_in)``.
-    """
-    M = h_f.shape[-1]
-    h = torch.fft.ifft(h_f.to(torch.float64))
-    rows = torch.arange(M // 2**s, device=h_f.device)[:, None] * 2**s
-    cols = torch.arange(n_in, device=h_f.device)[None, :]
-    return h[(rows - cols) % M]
 
 
 class TimeFrequencyScattering(nn.Module):
@@ -79,7 +66,7 @@ class TimeFrequencyScattering(nn.Module):
                 f"n1 >= {c.N_fr} are dropped from those paths", stacklevel=2)
         self._k1_groups = self._group_first_order()
         self._register_filters()
-        self._operators: dict[tuple, Tensor] = {}
+        self._operators: dict[tuple, Any] = {}
 
     # -- construction ------------------------------------------------------------------------------
     def _k1(self, j1: int) -> int:
@@ -170,17 +157,26 @@ class TimeFrequencyScattering(nn.Module):
             return op
         c = self.config
         if kind == "psi_fr":
-            op = _circulant(self.psi_fr_f[key], self._k_fr(self.bank.psi_fr[key].j), n_in)
+            op = circulant_decimation_matrix(self.psi_fr_f[key], self._k_fr(self.bank.psi_fr[key].j), n_in)
             op = op.to(torch.complex128 if dtype == torch.float64 else torch.complex64)
         elif kind == "phi_t":
-            op = _circulant(getattr(self, f"phi_f_level{key}"), c.log2_T - key, n_in)
+            op = circulant_decimation_matrix(getattr(self, f"phi_f_level{key}"), c.log2_T - key, n_in)
             op = op.real.T.contiguous().to(dtype)
         elif kind == "phi_fr":
-            op = _circulant(getattr(self, f"phi_fr_f_level{key}"), c.log2_F - key, n_in).real.to(dtype)
+            op = circulant_decimation_matrix(getattr(self, f"phi_fr_f_level{key}"), c.log2_F - key, n_in).real.to(dtype)
         else:
             raise ValueError(f"kind must be 'psi_fr', 'phi_t' or 'phi_fr', got {kind!r}")
         self._operators[cache_key] = op
         return op
+
+    def psi2_band(self, n2: int, level: int, s: int, dtype: torch.dtype) -> core.Band:
+        """Support of second-order wavelet ``n2`` at ``level`` with decimation ``s`` (cached)."""
+        key = ("psi2_band", n2, level, s, dtype)
+        band = self._operators.get(key)
+        if band is None:
+            band = core.filter_band(getattr(self, f"psi2_f_level{level}")[n2].to(dtype), s)
+            self._operators[key] = band
+        return band
 
     # -- computation stages ------------------------------------------------------------------------
     def padded_spectrum(self, x: Tensor) -> Tensor:
@@ -201,7 +197,7 @@ class TimeFrequencyScattering(nn.Module):
         return torch.fft.fft(reflect_pad(x, self.config.pad_left, self.config.pad_right))
 
     def first_order(self, x_hat: Tensor, n1_max: int) -> FirstOrder:
-        """``(k1, U1, DFT(U1))`` for first-order filters ``n1 < n1_max``, grouped by decimation."""
+        """``(k1, U1, rfft(U1))`` for first-order filters ``n1 < n1_max``, grouped by decimation."""
         dtype = x_hat.real.dtype
         psi1_f = self.psi1_f.to(dtype)
         out = []
@@ -209,18 +205,18 @@ class TimeFrequencyScattering(nn.Module):
             if start >= n1_max:
                 break
             U1 = core.first_order(x_hat, psi1_f[start:min(stop, n1_max)], k1)
-            out.append((k1, U1, torch.fft.fft(U1)))
+            out.append((k1, U1, torch.fft.rfft(U1)))
         return out
 
     def second_order(self, U1: FirstOrder, n2: int, j2: int, n1_max: int) -> Tensor:
         """``Y[n2]``: the second-order wavelet on ``U1[n1]``, ``n1 < n1_max``. ``(B, n1_max, Np/2**j2)``."""
         parts, seen = [], 0
-        for k1, _, U1_hat in U1:
+        for k1, _, U1_rfft in U1:
             if seen >= n1_max:
                 break
-            take = min(U1_hat.shape[-2], n1_max - seen)
-            psi2 = getattr(self, f"psi2_f_level{k1}")[n2].to(U1_hat.real.dtype)
-            parts.append(core.second_order_temporal(U1_hat[..., :take, :], psi2, j2 - k1))
+            take = min(U1_rfft.shape[-2], n1_max - seen)
+            band = self.psi2_band(n2, k1, j2 - k1, U1_rfft.real.dtype)
+            parts.append(core.second_order_temporal(U1_rfft[..., :take, :], band))
             seen += take
         return torch.cat(parts, dim=-2)
 
