@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -20,6 +21,7 @@ from .distance import path_distance
 from .engine import PathEngine
 from .jtfs.config import AveragingArg
 from .jtfs.transform import TimeFrequencyScattering
+from .optim import HookContext, PathwiseHooks, PathwiseOptimizer
 from .sampling import PathSampler
 
 # the reference's logger name, which the seed's console output shows
@@ -150,6 +152,10 @@ class SCRAPLLoss(nn.Module):
         self.curr_path_idx: int | None = None
         self.scrapl_t = 0
         self.loaded_probs_path: str | None = None
+        self.attached_params: list[Tensor] = []
+        self.optimizer: PathwiseOptimizer | None = None
+        self._hooks: PathwiseHooks | None = None
+        self._pending_optimizer_state: dict | None = None
 
     def _log_banner(self, config_line: str) -> None:
         rows = [
@@ -276,3 +282,60 @@ class SCRAPLLoss(nn.Module):
             self.sampler.record(path_idx)
             self.scrapl_t += 1
         return dist
+
+    # -- path-wise optimization --------------------------------------------------------------------
+    def make_optimizer(self, params: Iterable[Tensor], *, offload: bool = False) -> PathwiseOptimizer:
+        """Return a :class:`~scrapl.optim.PathwiseOptimizer` with this loss's P-Adam/P-SAGA settings.
+
+        This is the explicit route: call ``opt.step(loss.curr_path_idx)`` after ``backward()`` (and
+        after ``GradScaler.unscale_``, clipping or DDP's gradient averaging) and before
+        ``SGD.step()``. Unlike :meth:`attach_params`, it sees whole, averaged gradients. ``offload``
+        keeps the per-path tables in host memory (accelerator memory O(weights), not O(P x weights)).
+        """
+        return PathwiseOptimizer(
+            params, self.n_paths, grad_mult=self.grad_mult, use_p_adam=self.use_p_adam,
+            use_p_saga=self.use_p_saga, b1=self.p_adam_b1, b2=self.p_adam_b2, eps=self.p_adam_eps,
+            compat=self.compat, offload=offload)  # type: ignore[arg-type]
+
+    def attach_params(self, params: Iterable[Tensor], *, offload: bool = False) -> None:
+        """Apply ``grad_mult``, P-Adam and P-SAGA to the gradients of ``params`` during backward.
+
+        Tensor hooks transform every gradient that reaches these parameters under the path of this
+        loss's most recent forward (in training mode), so that vanilla SGD (no momentum, optional
+        weight decay) downstream trains with P-Adam/P-SAGA. ``attach_params([])`` detaches. The
+        step counter restarts; path counts are kept. To resume, attach first, then
+        :meth:`load_state_dict`. For DDP, AMP or clipping prefer :meth:`make_optimizer`.
+
+        Raises:
+            ValueError: if a parameter does not require grad (nothing is attached then).
+        """
+        params = list(params)
+        n_prev = len(self.attached_params)
+        optimizer = self.make_optimizer(params, offload=offload) if params else None
+        hooks = PathwiseHooks(optimizer, self._hook_context) if optimizer is not None else None
+        self._detach()
+        self.scrapl_t = 0
+        if optimizer is None:
+            log.info(f"Detached {n_prev} parameter tensors")
+            return
+        self.optimizer, self._hooks, self.attached_params = optimizer, hooks, params
+        if self._pending_optimizer_state is not None:
+            self._load_optimizer_state(self._pending_optimizer_state)
+        n_weights = sum(p.numel() for p in params)
+        log.info(f"Attached {len(params)} parameter tensors ({n_weights} weights)")
+
+    def _detach(self) -> None:
+        if self._hooks is not None:
+            self._hooks.remove()
+        self._hooks, self.optimizer, self.attached_params = None, None, []
+
+    def _hook_context(self) -> HookContext:
+        # the reference's SAGA denominator counts distinct paths seen by the loss (warmup included)
+        n_seen = len(self.path_counts) if self.compat == "reference" else None
+        return HookContext(self.curr_path_idx, self.scrapl_t, n_seen, self.training)
+
+    def _load_optimizer_state(self, state: dict) -> None:
+        assert self.optimizer is not None
+        self.optimizer.load_state_dict(state)
+        self.scrapl_t = int(state.get("loss_step", self.scrapl_t))
+        self._pending_optimizer_state = None

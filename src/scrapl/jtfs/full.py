@@ -53,10 +53,11 @@ def _first_order_jtfs(jtfs, U1) -> list[Tensor]:
         Phi = None if c.global_T else jtfs.operator("phi_t", k1, U.shape[-1], dtype)
         S1.append(core.average_time(U, Phi))
     X1 = torch.cat(S1, dim=-2)  # (B, n1, n_time), n1 < min(len(psi1), N_fr)
-    X1 = torch.complex(X1, torch.zeros_like(X1))
     out = []
     for p in first_order_paths(jtfs):
-        W = core.frequential_scattering(X1, jtfs.operator("psi_fr", p.n_fr, X1.shape[-2], dtype))
+        op = jtfs.operator("psi_fr", p.n_fr, X1.shape[-2], dtype)
+        # no temporal averaging at first order: pruned rows are the constant eps itself (M = 1)
+        W = core.unprune_rows(core.frequential_scattering(X1, op), op, None, 1)
         if p.spin != 0:
             A = None if c.global_F else jtfs.operator("phi_fr", jtfs._k_fr(p.j_fr), W.shape[-2], dtype)
             W = core.average_frequency(W, A)

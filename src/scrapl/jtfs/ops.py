@@ -28,7 +28,8 @@ class _Modulus(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z: Tensor) -> Tensor:  # type: ignore[override]
-        out = torch.abs(z).add_(MODULUS_EPS)
+        # sqrt(re^2 + im^2), as the reference; several times faster than complex abs on CPU
+        out = torch.addcmul(z.real.square(), z.imag, z.imag).sqrt_().add_(MODULUS_EPS)
         ctx.save_for_backward(z, out)
         return out
 

@@ -147,7 +147,8 @@ class TimeFrequencyScattering(nn.Module):
     def operator(self, kind: str, key: int, n_in: int, dtype: torch.dtype) -> Tensor:
         """A dense linear operator derived from the filter buffers (cached per dtype and device).
 
-        ``"psi_fr"``: frequential filter ``key`` with its decimation, complex ``(n_rows, n_in)``;
+        ``"psi_fr"``: frequential filter ``key`` with its decimation, complex ``(n_rows, n_in)``,
+        as :class:`~scrapl.jtfs.core.FrequentialOperator` (rows that cannot reach the data dropped);
         ``"phi_t"``: temporal averaging from level ``key``, real ``(n_in, n_time)`` (transposed);
         ``"phi_fr"``: frequential averaging from level ``key``, real ``(n_freq, n_in)``.
         """
@@ -157,13 +158,17 @@ class TimeFrequencyScattering(nn.Module):
             return op
         c = self.config
         if kind == "psi_fr":
-            op = circulant_decimation_matrix(self.psi_fr_f[key], self._k_fr(self.bank.psi_fr[key].j), n_in)
-            op = op.to(torch.complex128 if dtype == torch.float64 else torch.complex64)
+            H = circulant_decimation_matrix(self.psi_fr_f[key], self._k_fr(self.bank.psi_fr[key].j), n_in)
+            # float32 results carry ~1e-7 rounding noise anyway; float64 keeps every row that matters
+            rel_tol = 1e-14 if dtype == torch.float64 else 1e-7
+            op = core.frequential_operator(H, rel_tol)
+            op = op._replace(H_block=op.H_block.to(dtype))
         elif kind == "phi_t":
             op = circulant_decimation_matrix(getattr(self, f"phi_f_level{key}"), c.log2_T - key, n_in)
             op = op.real.T.contiguous().to(dtype)
         elif kind == "phi_fr":
-            op = circulant_decimation_matrix(getattr(self, f"phi_fr_f_level{key}"), c.log2_F - key, n_in).real.to(dtype)
+            filt = getattr(self, f"phi_fr_f_level{key}")
+            op = circulant_decimation_matrix(filt, c.log2_F - key, n_in).real.to(dtype)
         else:
             raise ValueError(f"kind must be 'psi_fr', 'phi_t' or 'phi_fr', got {kind!r}")
         self._operators[cache_key] = op
@@ -180,7 +185,8 @@ class TimeFrequencyScattering(nn.Module):
 
     # -- computation stages ------------------------------------------------------------------------
     def padded_spectrum(self, x: Tensor) -> Tensor:
-        """Validate ``x`` of shape ``(B, N)``; return the DFT of its reflect-padded version ``(B, Np)``.
+        """Validate ``x`` of shape ``(B, N)``; return the half spectrum (``rfft``) of its
+        reflect-padded version, shape ``(B, Np/2 + 1)``.
 
         Half-precision inputs (and a half-precision module) compute in float32.
         """
@@ -194,17 +200,21 @@ class TimeFrequencyScattering(nn.Module):
         if x.dtype in _LOW_PRECISION or dtype in _LOW_PRECISION:
             dtype = torch.float32
         x = x.to(dtype)
-        return torch.fft.fft(reflect_pad(x, self.config.pad_left, self.config.pad_right))
+        return torch.fft.rfft(reflect_pad(x, self.config.pad_left, self.config.pad_right))
 
-    def first_order(self, x_hat: Tensor, n1_max: int) -> FirstOrder:
+    def first_order(self, x_rfft: Tensor, n1_max: int) -> FirstOrder:
         """``(k1, U1, rfft(U1))`` for first-order filters ``n1 < n1_max``, grouped by decimation."""
-        dtype = x_hat.real.dtype
-        psi1_f = self.psi1_f.to(dtype)
+        dtype = x_rfft.real.dtype
         out = []
         for k1, start, stop in self._k1_groups:
             if start >= n1_max:
                 break
-            U1 = core.first_order(x_hat, psi1_f[start:min(stop, n1_max)], k1)
+            stop = min(stop, n1_max)
+            key = ("psi1_band", start, stop, k1, dtype)
+            band = self._operators.get(key)
+            if band is None:
+                band = self._operators[key] = core.filter_band(self.psi1_f[start:stop].to(dtype), k1)
+            U1 = core.first_order(x_rfft, band)
             out.append((k1, U1, torch.fft.rfft(U1)))
         return out
 
@@ -233,11 +243,12 @@ class TimeFrequencyScattering(nn.Module):
             by_k.setdefault(self._k_fr(p.j_fr), []).append(p)
         out: dict[int, Tensor] = {}
         for group in by_k.values():
-            Hs = [self.operator("psi_fr", p.n_fr, n1, dtype) for p in group]
-            U2 = core.frequential_scattering(Y, torch.cat(Hs) if len(Hs) > 1 else Hs[0])
+            ops = [self.operator("psi_fr", p.n_fr, n1, dtype) for p in group]
+            U2 = core.frequential_scattering(Y, ops[0] if len(ops) == 1 else core.stack_operators(ops))
             Phi = None if c.global_T else self.operator("phi_t", group[0].j2, U2.shape[-1], dtype)
-            S_all = core.average_time(U2, Phi).split([H.shape[0] for H in Hs], dim=-2)
-            for p, S in zip(group, S_all, strict=True):
+            S_all = core.average_time(U2, Phi).split([o.H_block.shape[0] // 2 for o in ops], dim=-2)
+            for p, op, S in zip(group, ops, S_all, strict=True):
+                S = core.unprune_rows(S, op, Phi, U2.shape[-1])
                 if p.spin != 0:
                     A = None if c.global_F else self.operator(
                         "phi_fr", self._k_fr(p.j_fr), S.shape[-2], dtype)
