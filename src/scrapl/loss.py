@@ -334,8 +334,63 @@ class SCRAPLLoss(nn.Module):
         n_seen = len(self.path_counts) if self.compat == "reference" else None
         return HookContext(self.curr_path_idx, self.scrapl_t, n_seen, self.training)
 
-    def _load_optimizer_state(self, state: dict) -> None:
+    def _load_optimizer_state(self, pending: dict) -> None:
         assert self.optimizer is not None
-        self.optimizer.load_state_dict(state)
-        self.scrapl_t = int(state.get("loss_step", self.scrapl_t))
+        self.optimizer.load_state_dict(pending["optimizer"])
+        self.scrapl_t = pending["scrapl_t"]
         self._pending_optimizer_state = None
+
+    # -- state -------------------------------------------------------------------------------------
+    def get_extra_state(self) -> dict:
+        """Everything needed to resume, as plain data (loads with ``torch.load(weights_only=True)``):
+        sampler (counts, first-pass list, probs, seeded generator), step counter, current path,
+        θ-IS state and, when parameters are attached, the path-wise optimizer's state."""
+        return {
+            "format": "scrapl.SCRAPLLoss/1",
+            "n_paths": self.n_paths,
+            "sampler": self.sampler.state_dict(),
+            "curr_path_idx": self.curr_path_idx,
+            "scrapl_t": self.scrapl_t,
+            "loaded_probs_path": self.loaded_probs_path,
+            "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+        }
+
+    def set_extra_state(self, state: Any) -> None:
+        """Restore :meth:`get_extra_state` output (called by ``load_state_dict``).
+
+        The path-wise optimizer state is restored into the attached parameters; if none are attached
+        yet it is kept and applied by the next :meth:`attach_params`.
+        """
+        if not isinstance(state, dict) or state.get("format") != "scrapl.SCRAPLLoss/1":
+            raise ValueError("state_dict was not saved by scrapl.SCRAPLLoss (format 'scrapl.SCRAPLLoss/1')")
+        if state["n_paths"] != self.n_paths:
+            raise ValueError(f"state_dict is for {state['n_paths']} paths, this loss has {self.n_paths}")
+        self.sampler.load_state_dict(state["sampler"])
+        self.curr_path_idx = state["curr_path_idx"]
+        self.loaded_probs_path = state["loaded_probs_path"]
+        self.scrapl_t = int(state["scrapl_t"])
+        opt_state = state.get("optimizer")
+        if opt_state is None:
+            self._pending_optimizer_state = None
+            if self.optimizer is not None:
+                self.optimizer.reset()
+        elif self.optimizer is not None:
+            self.optimizer.load_state_dict(opt_state)
+        else:
+            self._pending_optimizer_state = {"optimizer": opt_state, "scrapl_t": self.scrapl_t}
+
+    def clear(self) -> None:
+        """Forget sampling history, step counter, θ-IS values and optimizer state; probs uniform.
+
+        Attached parameters stay attached (their P-Adam/P-SAGA state is reset), unlike
+        scrapl-loss 0.1.0 which silently detaches them.
+        """
+        self.curr_path_idx = None
+        self.sampler.clear()
+        self.sampler.probs = torch.full((self.n_paths,), 1.0 / self.n_paths, dtype=torch.float64)
+        self.scrapl_t = 0
+        self.loaded_probs_path = None
+        self._pending_optimizer_state = None
+        if self.optimizer is not None:
+            self.optimizer.reset()
+        log.info("Cleared state")
