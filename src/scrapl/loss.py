@@ -14,10 +14,12 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from ._logging import get_logger
 from .distance import path_distance
+from .distributed import broadcast_path, is_distributed
 from .engine import PathEngine
 from .jtfs.config import AveragingArg
 from .jtfs.transform import TimeFrequencyScattering
@@ -88,6 +90,9 @@ class SCRAPLLoss(nn.Module):
         p_adam_b1, p_adam_b2, p_adam_eps: Adam's β1, β2, ε for P-Adam.
         compat: ``"paper"`` (default: P-Adam/P-SAGA as the paper's Eq. 6–9, one path == Adam) or
             ``"reference"`` (scrapl-loss 0.1.0 step for step, its quirks included).
+        sync_paths: under ``torch.distributed`` with several ranks, unseeded training-mode draws
+            are made on rank 0 and broadcast, so that every rank trains on the same path (default
+            True; every rank must then call the loss in step).
 
     Shape:
         ``x``, ``x_target``: ``(batch, channels, shape)``; output: scalar.
@@ -104,11 +109,12 @@ class SCRAPLLoss(nn.Module):
                  sample_all_paths_first: bool = False, n_theta: int = 1,
                  min_prob_frac: float = 0.0, probs_path: str | None = None, eps: float = 1e-12,
                  p_adam_b1: float = 0.9, p_adam_b2: float = 0.999, p_adam_eps: float = 1e-8,
-                 *, compat: str = "paper") -> None:
+                 *, compat: str = "paper", sync_paths: bool = True) -> None:
         super().__init__()
         self._init_hparams(p, use_rho_log1p, log1p_eps, grad_mult, use_p_adam, use_p_saga,
                            sample_all_paths_first, n_theta, min_prob_frac, eps, p_adam_b1,
                            p_adam_b2, p_adam_eps, compat)
+        self.sync_paths = _check_bool("sync_paths", sync_paths)
         self.J, self.Q1, self.Q2, self.J_fr, self.Q_fr, self.T, self.F = J, Q1, Q2, J_fr, Q_fr, T, F
         self.jtfs = TimeFrequencyScattering(shape, J, Q1, Q2, J_fr, Q_fr, T, F)
         self._init_state(self.jtfs)
@@ -227,7 +233,14 @@ class SCRAPLLoss(nn.Module):
         return int(path_idx)
 
     def sample_path(self, seed: int | None = None) -> int:
-        """Draw a path index (from the global RNG, or deterministically from ``seed``)."""
+        """Draw a path index (from the global RNG, or deterministically from ``seed``).
+
+        Under ``torch.distributed`` (and ``sync_paths``), an unseeded training-mode draw is rank 0's,
+        broadcast to every rank.
+        """
+        if seed is None and self.training and self.sync_paths and is_distributed():
+            path_idx = self.sampler.sample(training=True) if dist.get_rank() == 0 else -1
+            return broadcast_path(path_idx)
         return self.sampler.sample(seed, training=self.training)
 
     def path_coefficients(self, x: Tensor, path_idx: int) -> Tensor:
@@ -323,6 +336,10 @@ class SCRAPLLoss(nn.Module):
             self._load_optimizer_state(self._pending_optimizer_state)
         n_weights = sum(p.numel() for p in params)
         log.info(f"Attached {len(params)} parameter tensors ({n_weights} weights)")
+        if is_distributed():
+            log.warning("attach_params under torch.distributed transforms each rank's local gradient "
+                        "before DDP averages them; use make_optimizer() and opt.step() after "
+                        "backward() to apply P-Adam/P-SAGA to the averaged gradient")
 
     def _detach(self) -> None:
         if self._hooks is not None:
