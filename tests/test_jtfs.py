@@ -88,6 +88,17 @@ def test_half_input_computes_in_float32(jtfs_E):
     torch.testing.assert_close(S, jtfs_E.path(x.half().float(), 4))
 
 
+def test_half_module_computes_in_float32_with_rounded_filters():
+    jtfs = TimeFrequencyScattering(**E)
+    x = torch.randn(1, E["shape"])
+    S = jtfs.path(x, 9)
+    jtfs.half()
+    assert jtfs.psi1_f.dtype == torch.float16
+    S_half = jtfs.path(x, 9)
+    assert S_half.dtype == torch.float32
+    torch.testing.assert_close(S_half, S, rtol=2e-2, atol=2e-3 * S.abs().max().item())
+
+
 def test_dtype_move_rebuilds_operators():
     jtfs = TimeFrequencyScattering(**E)
     x = torch.randn(1, E["shape"])
