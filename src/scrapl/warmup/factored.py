@@ -1,0 +1,293 @@
+"""The θ-IS curvature operator through the θ-space Hessian ("factored" engine).
+
+When the weights reach the loss only through θ (the encoder/synth architecture of θ-IS), the
+operator of :mod:`scrapl.warmup.hvp` factors exactly. With ``J = ∂θ/∂w`` (``(B·nθ) × n``),
+``H = ∂²L_p/∂θ∂θ`` (``(B·nθ) × (B·nθ)``), ``c = ∂L_p/∂θ`` and ``D_u`` the projection on the
+entries ``(b, u)``::
+
+    A_u v = Jᵀ H D_u J v  +  Σ_b c_{b,u} ∇²_w θ_{b,u} v                          (1)
+          = ∇_w [ ⟨Y_u, θ(w)⟩ + ⟨D_u c, J(w) v⟩ ],   Y_u = H D_u J v  (held constant)
+
+Only ``c`` and ``H`` involve the synth and the path loss, and neither depends on v: they are
+computed once per path (and batch). Every power-iteration step then differentiates the encoder
+alone. ``H`` is built from Hessian-vector products in θ-space:
+
+* ``"block"``: when the loss is a sum of per-example terms and the synth is per-example, ``H`` is
+  block-diagonal with B blocks ``(nθ, nθ)``, and nθ products (cotangent ``e_k`` on every example)
+  give all blocks at once;
+* ``"full"``: ``B·nθ`` products give every column;
+* ``"auto"`` (default): build the blocks, then check them against one extra product with a random
+  cotangent; if they disagree (relative error > ``block_rtol``), build the full matrix.
+
+So the expensive double backward through synth and path loss runs nθ (+1) times per path and
+batch, against up to ``n_iter·nθ`` times for the direct engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from .._logging import get_logger
+from .hvp import (
+    PathLoss,
+    ThetaBatching,
+    WarmupBatch,
+    _flatten,
+    _split,
+    flat_size,
+    forward_path_loss,
+    theta_loss_grad,
+)
+
+__all__ = [
+    "BatchHessian",
+    "FactoredCurvature",
+    "ThetaHessian",
+    "batch_theta_hessian",
+    "loss_reaches_params",
+    "theta_hessian",
+]
+
+log = get_logger("scrapl.warmup")
+
+HessianMode = Literal["auto", "block", "full"]
+
+
+def loss_reaches_params(loss: Tensor, params: Sequence[Tensor]) -> bool:
+    """Whether the autograd graph of ``loss`` leads to any of ``params`` (graph walk, no compute)."""
+    ids = {id(p) for p in params}
+    seen, stack = set(), [loss.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        var = getattr(node, "variable", None)
+        if var is not None and id(var) in ids:
+            return True
+        stack.extend(nxt for nxt, _ in node.next_functions)
+    return False
+
+
+def _grad_batched(c: Tensor, theta: Tensor, cot: Tensor, theta_batching: ThetaBatching) -> Tensor:
+    """``(k, B, nθ)`` cotangents -> ``(k, B, nθ)`` products ``H cot_i`` (graph retained)."""
+    if theta_batching == "vmap" and cot.shape[0] > 1:
+        return torch.autograd.grad(c, theta, grad_outputs=cot, retain_graph=True,
+                                   materialize_grads=True, is_grads_batched=True)[0]
+    return torch.stack([torch.autograd.grad(c, theta, grad_outputs=z, retain_graph=True,
+                                            materialize_grads=True)[0] for z in cot])
+
+
+class ThetaHessian:
+    """``H = ∂²L/∂θ∂θ`` of one path and batch, block-diagonal ``(B, nθ, nθ)`` or full.
+
+    Attributes:
+        blocks: ``(B, nθ, nθ)`` with ``blocks[b, j, k] = H[(b, j), (b, k)]``, or None.
+        full: ``(B, nθ, B, nθ)`` with ``full[b, j, b', k] = H[(b, j), (b', k)]``, or None.
+    """
+
+    def __init__(self, *, blocks: Tensor | None = None, full: Tensor | None = None) -> None:
+        self.blocks, self.full = blocks, full
+
+    def apply_column(self, t: Tensor, theta_idx: Tensor) -> Tensor:
+        """Compute ``Y_i = H D_{u_i} t_i``.
+
+        Args:
+            t: ``(k, B)``, ``t[i, b] = (J v_i)_{b, u_i}``.
+            theta_idx: ``(k,)`` the u_i.
+
+        Returns:
+            ``(k, B, nθ)``.
+        """
+        if self.blocks is not None:
+            cols = self.blocks[:, :, theta_idx]  # (B, nθ, k): column u_i of every block
+            return cols.permute(2, 0, 1) * t.unsqueeze(-1)  # (k, B, nθ) * (k, B, 1)
+        cols = self.full[:, :, :, theta_idx]  # (B, nθ, B', k)
+        return torch.einsum("bjck,kc->kbj", cols, t)  # Σ_b' H[(b,j),(b',u_i)] t[i,b']
+
+
+def theta_hessian(
+    c: Tensor,
+    theta: Tensor,
+    *,
+    mode: HessianMode = "auto",
+    theta_batching: ThetaBatching = "loop",
+    block_rtol: float = 1e-3,
+    generator: torch.Generator | None = None,
+) -> ThetaHessian:
+    """Build ``H = ∂c/∂θ`` from θ-space Hessian-vector products (graph of ``c`` retained).
+
+    Args:
+        c: ``(B, nθ)`` loss gradient w.r.t. the leaf ``theta``, with graph.
+        theta: ``(B, nθ)`` leaf tensor.
+        mode: ``"block"``, ``"full"`` or ``"auto"`` (see the module docstring).
+        theta_batching: ``"vmap"``: one vmapped backward for all columns; ``"loop"``: one each.
+        block_rtol: the tolerance of the ``"auto"`` check, relative to ``‖H z‖``.
+        generator: CPU generator for the check's random cotangent (default: fixed seed 0).
+
+    Returns:
+        A :class:`ThetaHessian`.
+    """
+    B, n_theta = theta.shape
+    eye = torch.eye(n_theta, dtype=theta.dtype, device=theta.device)
+    if mode in ("block", "auto"):
+        cot = eye.unsqueeze(1).expand(n_theta, B, n_theta)  # (k, B, nθ): e_k on every example
+        cols = _grad_batched(c, theta, cot, theta_batching)  # (k, B, nθ)
+        blocks = cols.permute(1, 2, 0).contiguous()  # blocks[b, j, k] = cols[k, b, j]
+        if mode == "block" or B == 1:
+            return ThetaHessian(blocks=blocks.detach())
+        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        z = torch.randn(B, n_theta, generator=gen, dtype=torch.float64).to(theta)
+        exact = torch.autograd.grad(c, theta, grad_outputs=z, retain_graph=True,
+                                    materialize_grads=True)[0]
+        approx = torch.einsum("bjk,bk->bj", blocks, z)
+        err = (torch.linalg.vector_norm(exact - approx)
+               / torch.linalg.vector_norm(exact).clamp_min(torch.finfo(exact.dtype).tiny)).item()
+        if err <= block_rtol:
+            return ThetaHessian(blocks=blocks.detach())
+        log.debug("theta Hessian is not block-diagonal (rel. err %.3g): building all %d columns",
+                  err, B * n_theta)
+    cot = torch.eye(B * n_theta, dtype=theta.dtype, device=theta.device).reshape(-1, B, n_theta)
+    cols = _grad_batched(c, theta, cot, theta_batching)  # (B·nθ, B, nθ): column (b', k) of H
+    full = cols.reshape(B, n_theta, B, n_theta).permute(2, 3, 0, 1).contiguous()
+    return ThetaHessian(full=full.detach())
+
+
+def _jvp_rows(theta: Tensor, params: Sequence[Tensor], vectors: Tensor,
+              theta_batching: ThetaBatching) -> Tensor:
+    """``T_i = J(w) v_i``, ``(k, B, nθ)``, differentiable in w (double-VJP trick)."""
+    r = torch.zeros_like(theta, requires_grad=True)
+    q = torch.autograd.grad(theta, params, grad_outputs=r, create_graph=True,
+                            materialize_grads=True)  # Jᵀ r, linear in r
+    v_split = _split(vectors, params)
+    k = vectors.shape[0]
+    if theta_batching == "vmap" and k > 1:
+        return torch.autograd.grad(q, r, grad_outputs=v_split, create_graph=True,
+                                   is_grads_batched=True)[0]
+    return torch.stack([torch.autograd.grad(q, r, grad_outputs=[v[i] for v in v_split],
+                                            create_graph=True)[0] for i in range(k)])
+
+
+@dataclass(frozen=True)
+class BatchHessian:
+    """What the factored operator keeps of one batch.
+
+    Attributes:
+        c: ``(B, nθ)`` detached loss gradient ``∂L/∂θ``.
+        hessian: the θ-space Hessian ``H``.
+        theta: ``(B, nθ)`` encoder output with its graph (reused by every product), or None to
+            recompute the encoder forward at each product (multibatch: bounded memory).
+    """
+
+    c: Tensor
+    hessian: ThetaHessian
+    theta: Tensor | None = None
+
+
+def batch_theta_hessian(
+    *,
+    path_loss: PathLoss,
+    theta_fn: Callable[..., Tensor],
+    synth_fn: Callable[..., Tensor],
+    batch: WarmupBatch,
+    params: Sequence[Tensor],
+    path_idx: int,
+    n_theta: int,
+    theta_batching: ThetaBatching = "loop",
+    hessian: HessianMode = "auto",
+    keep_theta: bool = False,
+) -> BatchHessian:
+    """Compute ``c̄ = ∂L/∂θ`` and ``H`` of one batch; the synth/loss graph is freed afterwards.
+
+    Args:
+        path_loss, theta_fn, synth_fn: the warmup callables.
+        batch: the data.
+        params: all weights that will be differentiated (checked not to reach the loss directly).
+        path_idx: the path p.
+        n_theta: ``nθ``.
+        theta_batching: ``"vmap"`` or ``"loop"`` for the Hessian columns.
+        hessian: ``"auto"``, ``"block"`` or ``"full"``.
+        keep_theta: keep θ with its encoder graph in the result.
+
+    Raises:
+        ValueError: if the loss depends on ``params`` other than through θ.
+    """
+    theta = theta_fn(**batch.theta_fn_kwargs)
+    leaf = theta.detach().requires_grad_(True) if isinstance(theta, Tensor) else theta
+    leaf, loss = forward_path_loss(path_loss=path_loss, theta_fn=theta_fn, synth_fn=synth_fn,
+                                   batch=batch, path_idx=path_idx, n_theta=n_theta, theta=leaf)
+    if loss_reaches_params(loss, params):
+        raise ValueError("engine='factored' needs params to reach the loss only through theta, "
+                         "but synth_fn or path_loss uses them directly; use engine='direct'")
+    c = theta_loss_grad(loss, leaf)
+    hess = theta_hessian(c, leaf, mode=hessian, theta_batching=theta_batching)
+    return BatchHessian(c=c.detach(), hessian=hess, theta=theta if keep_theta else None)
+
+
+class FactoredCurvature:
+    """The operators ``A_0 … A_{nθ−1}`` of one path and parameter group via Eq. (1).
+
+    Each product differentiates the encoder only and is summed over the batches. A batch whose
+    :class:`BatchHessian` keeps θ reuses that encoder graph; otherwise the encoder forward is
+    recomputed at each product.
+
+    Args:
+        theta_fn: the encoder.
+        batches: the warmup data.
+        params: the parameter group ``w`` (a subset of the weights θ depends on).
+        hessians: one :class:`BatchHessian` per batch (from :func:`batch_theta_hessian`; they do
+            not depend on the group and can be shared between groups).
+        theta_batching: ``"vmap"``: vmapped backward passes over the θ rows; ``"loop"``: one each.
+
+    Example:
+        ``op(V, torch.tensor([0, 2]))`` returns ``[A_0 V[0], A_2 V[1]]``, shape ``(2, n)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        theta_fn: Callable[..., Tensor],
+        batches: Sequence[WarmupBatch],
+        params: Sequence[Tensor],
+        hessians: Sequence[BatchHessian],
+        theta_batching: ThetaBatching = "loop",
+    ) -> None:
+        if len(hessians) != len(batches):
+            raise ValueError(f"need one BatchHessian per batch, got {len(hessians)} for "
+                             f"{len(batches)} batches")
+        self.theta_fn = theta_fn
+        self.batches = list(batches)
+        self.params = list(params)
+        self.hessians = list(hessians)
+        self.theta_batching = theta_batching
+        self.dim = flat_size(self.params)
+
+    def __call__(self, vectors: Tensor, index: Tensor) -> Tensor:
+        """Return ``A_{index[i]} vectors[i]`` for every row; ``(k, n) -> (k, n)``."""
+        k = vectors.shape[0]
+        total = None
+        for batch, bh in zip(self.batches, self.hessians, strict=True):
+            retain = bh.theta is not None
+            theta = bh.theta if retain else self.theta_fn(**batch.theta_fn_kwargs)  # (B, nθ)
+            T = _jvp_rows(theta, self.params, vectors, self.theta_batching)  # (k, B, nθ), graph
+            T_u = T.gather(2, index.view(k, 1, 1).expand(k, T.shape[1], 1))[..., 0]  # (k, B)
+            Y = bh.hessian.apply_column(T_u.detach(), index)  # (k, B, nθ) = H D_u J v
+            c_u = bh.c[:, index].T  # (B, k) -> (k, B)
+            # s_i = ⟨Y_i, θ(w)⟩ + Σ_b c_{b,u_i} (J(w) v_i)_{b,u_i}; ∇_w s_i = A_{u_i} v_i
+            s = (Y * theta.unsqueeze(0)).sum(dim=(1, 2)) + (c_u * T_u).sum(dim=1)  # (k,)
+            if self.theta_batching == "vmap" and k > 1:
+                eye = torch.eye(k, dtype=s.dtype, device=s.device)
+                out = torch.autograd.grad(s, self.params, grad_outputs=eye, retain_graph=retain,
+                                          materialize_grads=True, is_grads_batched=True)
+                part = _flatten(out, k)
+            else:
+                part = torch.cat([_flatten(torch.autograd.grad(
+                    s[j], self.params, retain_graph=retain or j < k - 1,
+                    materialize_grads=True), 1) for j in range(k)])
+            total = part if total is None else total + part
+        return total

@@ -1,0 +1,312 @@
+"""The warmup directory: atomic writes, a configuration fingerprint, resuming and loading.
+
+Layout of ``save_dir``::
+
+    meta.json      {"format": "scrapl-warmup", "version": 1, "config": {...}}: what the values
+                   depend on (JTFS hyperparameters, n_paths, n_theta, n_iter, agg, batches, ...)
+    vals_{p}.pt    (n_groups, nθ) float32 curvature values of path p (a plain tensor, the
+                   format of scrapl-loss 0.1.0)
+    probs.pt       {"format": "scrapl-warmup-probs", "version": 1, "probs": (P,) float64,
+                    "config": {...}}
+
+Every file is written to a temporary file in the same directory and renamed into place
+(``os.replace``), so a crash never leaves a truncated file. ``meta.json`` is created exclusively
+(hard link of a complete temporary file), so concurrent workers agree on one configuration;
+a different configuration in an existing directory raises ``ValueError`` instead of silently
+mixing values. All files load with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .._logging import get_logger
+from .probs import ThetaISState, aggregate_vals, check_agg
+
+__all__ = [
+    "META_NAME",
+    "PROBS_NAME",
+    "ProbsFile",
+    "atomic_save",
+    "atomic_write_text",
+    "existing_val_paths",
+    "load_probs_file",
+    "load_vals",
+    "load_warmup_dir",
+    "prepare_save_dir",
+    "read_meta",
+    "save_probs_file",
+    "vals_path",
+]
+
+log = get_logger("scrapl.warmup")
+
+META_NAME = "meta.json"
+PROBS_NAME = "probs.pt"
+_VALS_RE = re.compile(r"^vals_(\d+)\.pt$")
+_META_FORMAT, _PROBS_FORMAT, _VERSION = "scrapl-warmup", "scrapl-warmup-probs", 1
+
+
+def vals_path(save_dir: str | os.PathLike, path_idx: int) -> Path:
+    """``save_dir/vals_{path_idx}.pt``."""
+    return Path(save_dir) / f"vals_{path_idx}.pt"
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save(obj, path)`` via a temporary file in the same directory and ``os.replace``."""
+    _atomic_write(Path(path), lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> None:
+    """Write ``text`` (UTF-8) atomically."""
+    _atomic_write(Path(path), lambda f: f.write(text.encode()))
+
+
+def _json_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return json.loads(json.dumps(dict(config), sort_keys=True))
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"config must be JSON-serialisable (str keys; numbers, strings, bools, "
+                        f"None, lists, dicts): {err}") from err
+
+
+def read_meta(save_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``config`` recorded in ``save_dir/meta.json``, or None if there is none.
+
+    Raises:
+        ValueError: if the file exists but is not a scrapl warmup meta file.
+    """
+    path = Path(save_dir) / META_NAME
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read warmup meta file {path}: {err}") from err
+    if not isinstance(meta, dict) or meta.get("format") != _META_FORMAT:
+        raise ValueError(f"{path} is not a scrapl warmup meta file")
+    if meta.get("version") != _VERSION:
+        raise ValueError(f"{path} has version {meta.get('version')!r}, expected {_VERSION}")
+    return meta["config"]
+
+
+def _config_diff(found: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
+    keys = sorted(set(found) | set(expected))
+    return [f"{k}: directory has {found.get(k, '<missing>')!r}, this run has "
+            f"{expected.get(k, '<missing>')!r}" for k in keys if found.get(k) != expected.get(k)]
+
+
+def prepare_save_dir(save_dir: str | os.PathLike, config: Mapping[str, Any]) -> None:
+    """Create ``save_dir`` and record ``config`` in it, or check it against the recorded one.
+
+    Args:
+        save_dir: the warmup directory (created if missing).
+        config: JSON-serialisable description of everything the values depend on.
+
+    Raises:
+        TypeError: if ``config`` is not JSON-serialisable.
+        ValueError: if the directory records a different configuration, or holds ``vals_*.pt``
+            files without a ``meta.json`` (their configuration cannot be verified).
+    """
+    save_dir = Path(save_dir)
+    config = _json_config(config)
+    save_dir.mkdir(parents=True, exist_ok=True)
+    meta_path = save_dir / META_NAME
+    if not meta_path.exists():
+        orphans = existing_val_paths(save_dir)
+        if orphans:
+            raise ValueError(f"save_dir {save_dir} holds vals files for paths {orphans[:10]}"
+                             f"{'...' if len(orphans) > 10 else ''} but no {META_NAME}, so their "
+                             f"configuration cannot be checked; use an empty save_dir")
+        text = json.dumps({"format": _META_FORMAT, "version": _VERSION, "config": config},
+                          indent=2, sort_keys=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{META_NAME}.", suffix=".tmp", dir=save_dir)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, meta_path)  # atomic and exclusive: fails if another run won
+            except FileExistsError:
+                pass
+            except OSError:  # no hard links on this file system: exclusive create
+                with contextlib.suppress(FileExistsError), open(meta_path, "x") as f:
+                    f.write(text)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    found = read_meta(save_dir)
+    diff = _config_diff(found, config)
+    if diff:
+        raise ValueError(f"save_dir {save_dir} was written with a different configuration; "
+                         f"use another save_dir or the same settings:\n  " + "\n  ".join(diff))
+
+
+def existing_val_paths(save_dir: str | os.PathLike) -> list[int]:
+    """Sorted path indices ``p`` with a ``vals_{p}.pt`` file in ``save_dir``."""
+    save_dir = Path(save_dir)
+    if not save_dir.is_dir():
+        return []
+    found = (_VALS_RE.match(name) for name in os.listdir(save_dir))
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def load_vals(path: str | os.PathLike, *, n_theta: int, n_groups: int | None = None) -> Tensor:
+    """Load and validate one ``vals_{p}.pt``.
+
+    Args:
+        path: the file.
+        n_theta: expected number of columns.
+        n_groups: expected number of rows (None: any ≥ 1).
+
+    Returns:
+        ``(n_groups, nθ)`` float32.
+
+    Raises:
+        ValueError: unreadable file, wrong shape, or negative / non-finite values.
+    """
+    try:
+        vals = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise ValueError(f"cannot load warmup values from {path}: {err}") from err
+    if not isinstance(vals, Tensor) or vals.ndim != 2 or vals.shape[1] != n_theta \
+            or vals.shape[0] < 1 or (n_groups is not None and vals.shape[0] != n_groups):
+        shape = tuple(vals.shape) if isinstance(vals, Tensor) else type(vals).__name__
+        rows = n_groups if n_groups is not None else "n_groups"
+        raise ValueError(f"{path} must hold a ({rows}, {n_theta}) tensor, got {shape}")
+    if not torch.isfinite(vals).all() or (vals < 0).any():
+        raise ValueError(f"{path} holds negative or non-finite values")
+    return vals.float()
+
+
+@dataclass(frozen=True)
+class ProbsFile:
+    """Contents of a ``probs.pt``: the probabilities and the configuration they came from."""
+
+    probs: Tensor
+    config: dict[str, Any] | None
+
+
+def save_probs_file(path: str | os.PathLike, probs: Tensor, config: Mapping[str, Any]) -> None:
+    """Atomically write ``{"format", "version", "probs" (float64), "config"}`` to ``path``."""
+    atomic_save({"format": _PROBS_FORMAT, "version": _VERSION,
+                 "probs": probs.detach().double().cpu(), "config": _json_config(config)}, path)
+
+
+def load_probs_file(path: str | os.PathLike, *, n_paths: int) -> ProbsFile:
+    """Read a ``probs.pt``: this library's dict format, or a plain ``(P,)`` tensor (scrapl-loss
+    0.1.0's format, with ``config=None``). The shape is checked, the values are not renormalised.
+
+    Raises:
+        ValueError: missing/unreadable file or wrong contents.
+    """
+    if not Path(path).is_file():
+        raise ValueError(f"probs file {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001
+        raise ValueError(f"cannot load probs from {path}: {err}") from err
+    config = None
+    if isinstance(obj, dict):
+        if obj.get("format") != _PROBS_FORMAT or "probs" not in obj:
+            raise ValueError(f"{path} is not a scrapl warmup probs file")
+        obj, config = obj["probs"], obj.get("config")
+    if not isinstance(obj, Tensor) or tuple(obj.shape) != (n_paths,):
+        shape = tuple(obj.shape) if isinstance(obj, Tensor) else type(obj).__name__
+        raise ValueError(f"{path} must hold probabilities of shape ({n_paths},), got {shape}")
+    return ProbsFile(probs=obj.double(), config=config)
+
+
+def _ranges(indices: list[int]) -> str:
+    parts, i = [], 0
+    while i < len(indices):
+        j = i
+        while j + 1 < len(indices) and indices[j + 1] == indices[j] + 1:
+            j += 1
+        parts.append(str(indices[i]) if i == j else f"{indices[i]}-{indices[j]}")
+        i = j + 1
+    return ", ".join(parts)
+
+
+def load_warmup_dir(
+    warmup_dir: str | os.PathLike,
+    *,
+    state: ThetaISState,
+    agg: str = "none",
+    allow_missing: bool = False,
+    expected_config: Mapping[str, Any] | None = None,
+) -> list[int]:
+    """Rebuild the θ-IS probabilities from the ``vals_{p}.pt`` files of a warmup directory.
+
+    ``state`` is reset, then every path's values are aggregated with ``agg`` and recorded in path
+    order, so a complete directory gives exactly the probabilities of an uninterrupted warmup.
+    Directories written by scrapl-loss 0.1.0 (no ``meta.json``) are accepted.
+
+    Args:
+        warmup_dir: the directory.
+        state: the probability state to fill (its ``n_paths``/``n_theta`` define what is expected).
+        agg: ``"none"``, ``"mean"``, ``"max"`` or ``"med"``, see :func:`aggregate_vals`.
+        allow_missing: if False (default), missing paths are an error; if True they are skipped
+            with a warning (their probability stays the mixture's ``1/P``), as the reference does.
+        expected_config: entries that ``meta.json`` must match when it is present.
+
+    Returns:
+        The loaded path indices.
+
+    Raises:
+        ValueError: not a directory, configuration mismatch, missing paths (unless
+            ``allow_missing``), or a bad values file.
+    """
+    check_agg(agg)
+    warmup_dir = Path(warmup_dir)
+    if not warmup_dir.is_dir():
+        raise ValueError(f"warmup_dir {warmup_dir} is not a directory")
+    meta = read_meta(warmup_dir)
+    expected = {"n_paths": state.n_paths, "n_theta": state.n_theta, **(expected_config or {})}
+    if meta is not None:
+        diff = _config_diff({k: meta.get(k) for k in expected}, expected)
+        if diff:
+            raise ValueError(f"warmup_dir {warmup_dir} does not match:\n  " + "\n  ".join(diff))
+    n_groups = meta.get("n_groups") if meta is not None else None
+    present = set(existing_val_paths(warmup_dir))
+    missing = [p for p in range(state.n_paths) if p not in present]
+    if missing and not allow_missing:
+        raise ValueError(f"warmup_dir {warmup_dir} has no values for {len(missing)} of "
+                         f"{state.n_paths} paths: {_ranges(missing)}")
+    state.reset()
+    loaded = []
+    for p in range(state.n_paths):
+        if p not in present:
+            log.warning("Warmup vals for path index %d do not exist, skipping", p)
+            continue
+        vals = load_vals(vals_path(warmup_dir, p), n_theta=state.n_theta, n_groups=n_groups)
+        state.update_path(p, aggregate_vals(vals, agg))
+        loaded.append(p)
+    return loaded

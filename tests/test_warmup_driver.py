@@ -1,0 +1,230 @@
+"""run_warmup: preconditions before compute, logging, progress, engines, start vectors."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from test_warmup_toy import dense_operators, make_toy
+
+from scrapl.warmup import check_is_deterministic, closed_form_probs, run_warmup
+
+TOY = make_toy()
+
+
+def call(toy=None, **kwargs):
+    toy = toy or make_toy()
+    args = dict(path_loss=toy.path_loss, theta_fn=toy.theta_fn, synth_fn=toy.synth_fn,
+                theta_fn_kwargs=toy.theta_fn_kwargs, params=toy.params)
+    for key in list(args):
+        if key in kwargs:
+            args[key] = kwargs.pop(key)
+    kwargs.setdefault("n_paths", toy.n_paths)
+    kwargs.setdefault("n_theta", toy.n_theta)
+    kwargs.setdefault("save_dir", None)
+    kwargs.setdefault("n_iter", 8)
+    kwargs.setdefault("progress", False)
+    return run_warmup(args.pop("path_loss"), args.pop("theta_fn"), args.pop("synth_fn"),
+                      args.pop("theta_fn_kwargs"), args.pop("params"), **kwargs)
+
+
+def with_grad():
+    toy = make_toy()
+    toy.params[1].grad = torch.zeros_like(toy.params[1])
+    return {"toy": toy}
+
+
+def frozen():
+    toy = make_toy()
+    toy.params[0].requires_grad_(False)
+    return {"toy": toy}
+
+
+BAD = [
+    ("params empty", lambda: {"params": []}, ValueError, "params must not be empty"),
+    ("params generator", lambda: {"params": (p for p in TOY.params)}, TypeError, "params"),
+    ("params tensor", lambda: {"params": TOY.params[0]}, TypeError, "params"),
+    ("params not tensors", lambda: {"params": [1.0]}, TypeError, r"params\[0\]"),
+    ("prior grad", with_grad, ValueError, r"params\[1\] already has a gradient"),
+    ("frozen param", frozen, ValueError, r"params\[0\].*requires_grad"),
+    ("duplicate param", lambda: {"params": TOY.params + TOY.params[:1]}, ValueError, "twice"),
+    ("kwargs empty", lambda: {"theta_fn_kwargs": []}, ValueError, "theta_fn_kwargs must not"),
+    ("kwargs dict", lambda: {"theta_fn_kwargs": {"x": TOY.batches[0]}}, TypeError,
+     "theta_fn_kwargs must be a list"),
+    ("kwargs no x", lambda: {"theta_fn_kwargs": [{"y": TOY.batches[0]}]}, ValueError, "'x'"),
+    ("target key", lambda: {"target_key": "y"}, ValueError, "'y'"),
+    ("synth kwargs length", lambda: {"synth_fn_kwargs": [{}, {}]}, ValueError,
+     r"len\(synth_fn_kwargs\)=2 != len\(theta_fn_kwargs\)=1"),
+    ("synth kwargs type", lambda: {"synth_fn_kwargs": [1]}, TypeError, r"synth_fn_kwargs\[0\]"),
+    ("start >= end", lambda: {"start_path_idx": 2, "end_path_idx": 2}, ValueError, "start"),
+    ("end > P", lambda: {"end_path_idx": 5}, ValueError, "n_paths=4"),
+    ("negative start", lambda: {"start_path_idx": -1}, ValueError, "start_path_idx"),
+    ("float end", lambda: {"end_path_idx": 2.0}, TypeError, "end_path_idx"),
+    ("agg", lambda: {"agg": "bogus"}, ValueError, "agg must be one of"),
+    ("n_iter", lambda: {"n_iter": 0}, ValueError, "n_iter"),
+    ("tol", lambda: {"tol": -1.0}, ValueError, "tol"),
+    ("n_paths", lambda: {"n_paths": 0}, ValueError, "n_paths"),
+    ("n_theta", lambda: {"n_theta": True}, TypeError, "n_theta"),
+    ("engine", lambda: {"engine": "fast"}, ValueError, "engine"),
+    ("theta_batching", lambda: {"theta_batching": "auto"}, ValueError, "theta_batching"),
+    ("hessian", lambda: {"hessian": "diag"}, ValueError, "hessian"),
+    ("init", lambda: {"init": "rand"}, ValueError, "init"),
+    ("seed", lambda: {"seed": 1.5}, TypeError, "seed"),
+    ("path_loss", lambda: {"path_loss": None}, TypeError, "path_loss must be callable"),
+    ("save_dir", lambda: {"save_dir": 3}, TypeError, "save_dir"),
+    ("config", lambda: {"config": {"a": object()}}, TypeError, "JSON"),
+    ("distributed", lambda: {"distributed": True}, ValueError, "init_process_group"),
+]
+
+
+@pytest.mark.parametrize("name, make, exc, match", BAD, ids=[b[0] for b in BAD])
+def test_preconditions_fail_before_any_compute(name, make, exc, match, tmp_path):
+    kwargs = make()
+    toy = kwargs.pop("toy", None) or make_toy()
+    kwargs.setdefault("save_dir", tmp_path / "w")
+    with pytest.raises(exc, match=match):
+        call(toy, **kwargs)
+    assert toy.calls == {"theta_fn": 0, "path_loss": 0}
+    assert not (tmp_path / "w").exists()
+
+
+def test_theta_shape_is_checked():
+    toy = make_toy()
+    with pytest.raises(ValueError, match="n_theta=2"):
+        call(toy, n_theta=2)
+
+
+def test_log_lines(caplog, tmp_path):
+    with caplog.at_level(logging.INFO, logger="scrapl.warmup"):
+        res = call(save_dir=tmp_path)
+    msgs = [r.getMessage() for r in caplog.records if r.name == "scrapl.warmup"]
+    assert msgs[0] == ("Starting warmup_lc_hvp with agg = none for 4 parameter(s) and 1 "
+                       "batch(es), 8 iter (multibatch = False)")
+    for p in range(4):
+        assert msgs[1 + p] == f"path_idx = {p}, curr_vals = {res.vals[p][0]}"
+    assert msgs[5] == ("Saving warmup SCRAPL sampling probabilities to "
+                       f"{(tmp_path / 'probs.pt').resolve()}")
+
+
+def test_log_lines_per_group(caplog):
+    with caplog.at_level(logging.INFO, logger="scrapl.warmup"):
+        res = call(agg="max", end_path_idx=1, force_multibatch=True)
+    msgs = [r.getMessage() for r in caplog.records if r.name == "scrapl.warmup"]
+    assert "(multibatch = True)" in msgs[0] and len(msgs) == 1 + 4
+    assert msgs[1:] == [f"path_idx = 0, curr_vals = {res.vals[0][g]}" for g in range(4)]
+
+
+def test_custom_logger(caplog):
+    logger = logging.getLogger("scrapl.scrapl_loss")
+    with caplog.at_level(logging.INFO, logger="scrapl.scrapl_loss"):
+        call(end_path_idx=1, logger=logger)
+    assert {r.name for r in caplog.records} == {"scrapl.scrapl_loss"}
+
+
+def test_progress_bar(capsys):
+    call(progress=True)
+    err = capsys.readouterr().err
+    assert "theta-IS warmup" in err and "4/4" in err and "path 3:" in err
+
+
+def test_nondeterminism_warns_or_raises(caplog):
+    toy = make_toy()
+    encoder = toy.encoder
+
+    def noisy(x):
+        return encoder(x.squeeze(1)) + 1e-3 * torch.rand(x.shape[0], toy.n_theta,
+                                                         dtype=x.dtype)
+
+    assert not check_is_deterministic(noisy, {"x": toy.batches[0]}, toy.synth_fn)
+    assert check_is_deterministic(toy.theta_fn, {"x": toy.batches[0]}, toy.synth_fn)
+    with caplog.at_level(logging.WARNING):
+        call(toy, theta_fn=noisy, end_path_idx=1, n_iter=2)
+    assert "theta_fn is not deterministic" in caplog.text
+    with pytest.raises(ValueError, match="not deterministic"):
+        call(toy, theta_fn=noisy, end_path_idx=1, strict_determinism=True)
+
+
+@pytest.mark.parametrize("theta_batching", ["loop", "vmap"])
+def test_engines_agree(theta_batching):
+    direct = call(engine="direct", n_iter=30, tol=1e-9, theta_batching=theta_batching)
+    factored = call(engine="factored", n_iter=30, tol=1e-9, theta_batching=theta_batching)
+    for p in range(4):
+        torch.testing.assert_close(factored.vals[p], direct.vals[p], rtol=1e-6, atol=0)
+
+
+def test_values_and_probs_against_dense(tmp_path):
+    """Converged warmup values are |λ_max| of the dense operators; probs are Eq. (10)."""
+    toy = make_toy()
+    res = call(toy, n_iter=400, tol=1e-12, min_prob_frac=0.2)
+    table = torch.stack([res.vals[p][0] for p in range(4)])  # (P, nθ)
+    for p in range(4):
+        A = dense_operators(toy, p)
+        for u in range(3):
+            ev = torch.linalg.eigvals(A[u]).abs().sort(descending=True).values
+            if ev[1] < 0.95 * ev[0]:
+                assert table[p, u].item() == pytest.approx(ev[0].item(), rel=1e-2)
+    torch.testing.assert_close(res.probs, closed_form_probs(table, min_prob_frac=0.2),
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_seeded_init_is_shard_and_order_invariant():
+    whole = call()
+    parts = {**call(end_path_idx=1).vals, **call(start_path_idx=1, end_path_idx=3).vals,
+             **call(start_path_idx=3).vals}
+    for p in range(4):
+        assert torch.equal(parts[p], whole.vals[p])
+    state = torch.get_rng_state()
+    call(end_path_idx=1)
+    assert torch.equal(torch.get_rng_state(), state)  # seeded init leaves the global RNG alone
+
+
+def _reference_draws(n_draws: int, dim: int) -> None:
+    for _ in range(n_draws):  # per path and θ: rand(n) then an unused randn(n)
+        torch.rand(dim)
+        torch.randn(dim)
+
+
+def test_reference_init_replays_and_advances_global_rng():
+    toy = make_toy()
+    dim = sum(p.numel() for p in toy.params)
+    torch.manual_seed(7)
+    _reference_draws(toy.n_paths * toy.n_theta, dim)
+    after_all = torch.get_rng_state()
+    torch.manual_seed(7)
+    whole = call(toy, init="reference")
+    assert torch.equal(torch.get_rng_state(), after_all)  # left where the reference leaves it
+    torch.manual_seed(7)
+    head = call(toy, init="reference", end_path_idx=2)
+    assert torch.equal(head.vals[0], whole.vals[0]) and torch.equal(head.vals[1], whole.vals[1])
+    torch.manual_seed(7)
+    _reference_draws(toy.n_theta, dim)
+    after_one = torch.get_rng_state()
+    torch.manual_seed(7)
+    call(toy, init="reference", start_path_idx=2, end_path_idx=3)
+    assert torch.equal(torch.get_rng_state(), after_one)
+
+
+def test_power_iteration_report():
+    res = call(end_path_idx=2, n_iter=50, tol=1e-6)
+    assert res.computed == [0, 1]
+    for p in (0, 1):
+        (rep,) = res.convergence[p]
+        assert rep.errors.shape[1] == 3 and rep.n_iters.max() == rep.errors.shape[0]
+        assert all(rep.errors[n - 1, u] < 1e-6 for u, n in enumerate(rep.n_iters.tolist())
+                   if rep.converged[u])
+
+
+def test_runs_under_no_grad():
+    expected = call(end_path_idx=1)
+    with torch.no_grad():
+        got = call(end_path_idx=1)
+    assert torch.equal(got.vals[0], expected.vals[0])
+
+
+def test_docstring_example():
+    import doctest
+
+    import scrapl.warmup.driver as driver_mod
+
+    assert doctest.testmod(driver_mod, extraglobs={"torch": torch}).failed == 0
