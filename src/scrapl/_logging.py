@@ -13,6 +13,8 @@ import logging
 import os
 import sys
 
+from tqdm.auto import tqdm
+
 __all__ = ["get_logger"]
 
 
@@ -22,8 +24,10 @@ class _FallbackHandler(logging.StreamHandler):
     def emit(self, record: logging.LogRecord) -> None:
         if logging.getLogger().handlers:
             return
-        self.stream = sys.stderr  # follow redirections (e.g. pytest's capsys)
-        super().emit(record)
+        try:  # through tqdm, so that a running progress bar is redrawn below the line
+            tqdm.write(self.format(record), file=sys.stderr)  # follows redirections (capsys)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
 
 
 def _configure() -> None:

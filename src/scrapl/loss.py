@@ -25,6 +25,7 @@ from .jtfs.config import AveragingArg
 from .jtfs.transform import TimeFrequencyScattering
 from .optim import HookContext, PathwiseHooks, PathwiseOptimizer
 from .sampling import PathSampler
+from .theta_is import ThetaISMixin
 
 # the reference's logger name, which the seed's console output shows
 log = get_logger("scrapl.scrapl_loss")
@@ -52,7 +53,7 @@ def _check_bool(name: str, value: Any) -> bool:
     return value
 
 
-class SCRAPLLoss(nn.Module):
+class SCRAPLLoss(ThetaISMixin, nn.Module):
     """Joint time-frequency scattering distance on one randomly sampled path per call (SCRAPL).
 
     At each call a path ``k`` of the JTFS is drawn from :attr:`probs` (uniform until a θ-IS warmup
@@ -118,6 +119,7 @@ class SCRAPLLoss(nn.Module):
         self.J, self.Q1, self.Q2, self.J_fr, self.Q_fr, self.T, self.F = J, Q1, Q2, J_fr, Q_fr, T, F
         self.jtfs = TimeFrequencyScattering(shape, J, Q1, Q2, J_fr, Q_fr, T, F)
         self._init_state(self.jtfs)
+        self._init_theta_is()
         self._log_banner(f"J={J}, Q1={Q1}, Q2={Q2}, Jfr={J_fr}, Qfr={Q_fr}, T={T}, F={F}")
         if probs_path is not None:
             self.load_probs(probs_path)
@@ -370,6 +372,7 @@ class SCRAPLLoss(nn.Module):
             "scrapl_t": self.scrapl_t,
             "loaded_probs_path": self.loaded_probs_path,
             "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+            "theta_is": self.theta_is.state_dict(),
         }
 
     def set_extra_state(self, state: Any) -> None:
@@ -386,6 +389,8 @@ class SCRAPLLoss(nn.Module):
         self.curr_path_idx = state["curr_path_idx"]
         self.loaded_probs_path = state["loaded_probs_path"]
         self.scrapl_t = int(state["scrapl_t"])
+        if "theta_is" in state:
+            self.theta_is.load_state_dict(state["theta_is"])
         opt_state = state.get("optimizer")
         if opt_state is None:
             self._pending_optimizer_state = None
@@ -404,7 +409,8 @@ class SCRAPLLoss(nn.Module):
         """
         self.curr_path_idx = None
         self.sampler.clear()
-        self.sampler.probs = torch.full((self.n_paths,), 1.0 / self.n_paths, dtype=torch.float64)
+        self.theta_is.reset()
+        self.sampler.probs = self.theta_is.probs.clone()
         self.scrapl_t = 0
         self.loaded_probs_path = None
         self._pending_optimizer_state = None

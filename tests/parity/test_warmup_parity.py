@@ -166,3 +166,22 @@ def test_power_iteration_rule_matches_vendored(scrapl_ref, capsys):
         assert res.eigenvalues.item() == pytest.approx(lam, rel=1e-6)
         assert res.n_iters.item() == len(calls)
     capsys.readouterr()  # the vendored code prints a progress bar
+
+
+def test_scrapl_loss_warmup_matches_reference(seed_example, reference_two_paths):
+    """The whole stack: our SCRAPLLoss (our JTFS) and its warmup_lc_hvp, reference start vectors,
+    against the reference's warmup of paths 0 and 1: the same values (float32 power iteration on
+    two float32 JTFS implementations), probabilities and global RNG state."""
+    from scrapl import SCRAPLLoss
+
+    ref_vals, ref_probs, ref_rng = reference_two_paths
+    ex = seed_example
+    loss = SCRAPLLoss(shape=N_SAMPLES, J=3, Q1=1, Q2=1, J_fr=2, Q_fr=1, n_theta=N_THETA)
+    torch.manual_seed(42)
+    res = loss.warmup_lc_hvp(ex["theta_fn"], ex["synth_fn"], [{"x": ex["batches"][0]}],
+                             list(ex["encoder"].parameters()), end_path_idx=2, save_dir=None,
+                             n_iter=6, engine="direct", init="reference", progress=False)
+    for p in (0, 1):
+        torch.testing.assert_close(res.vals[p], ref_vals[p], rtol=1e-4, atol=0)
+    torch.testing.assert_close(loss.probs, ref_probs, rtol=0, atol=1e-6)
+    assert torch.equal(torch.get_rng_state(), ref_rng)
