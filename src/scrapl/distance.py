@@ -17,7 +17,8 @@ def path_distance(S_x: Tensor, S_target: Tensor, *, p: float = 2.0,
     (scrapl-loss 0.1.0's ``calc_dist``; the batch axis already folds channels in).
 
     Args:
-        S_x, S_target: path coefficients. Shape ``(B, n_freq, n_time)``.
+        S_x: path coefficients of the signal. Shape ``(B, n_freq, n_time)``.
+        S_target: path coefficients of the target, same shape.
         p: order of the norm (2: Euclidean).
         log1p_eps: scale of the log compression, or None for none.
 

@@ -88,7 +88,9 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         min_prob_frac: θ-IS floor, each path keeps at least ``min_prob_frac / P`` (in ``[0, 1)``).
         probs_path: ``.pt`` file with a path distribution of shape ``(P,)`` to start from.
         eps: floor of the θ-IS curvature values (default 1e-12).
-        p_adam_b1, p_adam_b2, p_adam_eps: Adam's β1, β2, ε for P-Adam.
+        p_adam_b1: Adam's β1 for P-Adam (default 0.9).
+        p_adam_b2: Adam's β2 for P-Adam (default 0.999).
+        p_adam_eps: Adam's ε for P-Adam (default 1e-8).
         compat: ``"paper"`` (default: P-Adam/P-SAGA as the paper's Eq. 6–9, one path == Adam) or
             ``"reference"`` (scrapl-loss 0.1.0 step for step, its quirks included).
         sync_paths: under ``torch.distributed`` with several ranks, unseeded training-mode draws

@@ -205,7 +205,8 @@ class ThetaISMixin:
             theta_fn_kwargs: one dict per batch, each with the input signal under ``"x"``.
             params: the encoder weights (no ``.grad`` yet; not attached).
             synth_fn_kwargs: one dict per batch, or None.
-            start_path_idx, end_path_idx: the paths ``[start, end)`` (``end=None``: all).
+            start_path_idx: first path of the range ``[start, end)`` (default 0).
+            end_path_idx: end of the range, exclusive (default None: every path).
             save_dir: warmup directory (default ``"scrapl_warmup"``), or None for none.
             n_iter: maximum power-iteration steps (default 20).
             agg: ``"none"`` (one operator over all params) or ``"mean"``/``"max"``/``"med"`` (one

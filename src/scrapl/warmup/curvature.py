@@ -40,13 +40,16 @@ def path_curvatures(
     The nθ operators of a group run as one batched power iteration.
 
     Args:
-        path_loss, theta_fn, synth_fn: the warmup callables.
+        path_loss: ``path_loss(x_hat, x, path_idx) -> scalar``, the one-path distance.
+        theta_fn: the encoder, ``theta_fn(**kwargs) -> (B, nθ)``.
+        synth_fn: the synth, ``synth_fn(θ, **kwargs) -> x̂``.
         batches: the warmup data.
         groups: parameter groups (``[params]``, or one group per tensor).
         path_idx: p.
         n_theta: nθ.
         init_vectors: per group, ``(nθ, n_g)`` start vectors.
-        n_iter, tol: power-iteration budget and tolerance.
+        n_iter: power-iteration budget (maximum steps).
+        tol: power-iteration tolerance on the relative change of λ.
         engine: ``"factored"`` (θ-space Hessian, :mod:`.factored`) or ``"direct"`` (:mod:`.hvp`).
         theta_batching: ``"vmap"`` or ``"loop"`` over θ.
         hessian: θ-space Hessian mode of the factored engine.

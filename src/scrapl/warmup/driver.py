@@ -266,9 +266,11 @@ def run_warmup(
         synth_fn: the synth; ``synth_fn(θ, **synth_fn_kwargs[b])`` returns ``x̂``.
         theta_fn_kwargs: one dict per batch; each holds the target signal under ``target_key``.
         params: the encoder weights ``w`` (no ``.grad`` yet).
-        n_paths: P. n_theta: nθ.
+        n_paths: number of paths P.
+        n_theta: number of synth parameters nθ.
         synth_fn_kwargs: one dict per batch, or None.
-        start_path_idx, end_path_idx: the path range (``end=None``: P).
+        start_path_idx: first path of the range (default 0).
+        end_path_idx: end of the range, exclusive (None: P).
         save_dir: warmup directory, or None to keep everything in memory. Default "scrapl_warmup".
         n_iter: power-iteration steps per operator. Default 20.
         tol: power-iteration early-stopping tolerance. Default 1e-4.

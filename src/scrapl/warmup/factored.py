@@ -205,7 +205,9 @@ def batch_theta_hessian(
     """Compute ``c̄ = ∂L/∂θ`` and ``H`` of one batch; the synth/loss graph is freed afterwards.
 
     Args:
-        path_loss, theta_fn, synth_fn: the warmup callables.
+        path_loss: ``path_loss(x_hat, x, path_idx) -> scalar``, the one-path distance.
+        theta_fn: the encoder, ``theta_fn(**kwargs) -> (B, nθ)``.
+        synth_fn: the synth, ``synth_fn(θ, **kwargs) -> x̂``.
         batch: the data.
         params: all weights that will be differentiated (checked not to reach the loss directly).
         path_idx: the path p.

@@ -93,7 +93,9 @@ def forward_path_loss(
     """Run encoder, synth and path loss on one batch.
 
     Args:
-        path_loss, theta_fn, synth_fn: the warmup callables.
+        path_loss: ``path_loss(x_hat, x, path_idx) -> scalar``, the one-path distance.
+        theta_fn: the encoder, ``theta_fn(**kwargs) -> (B, nθ)``.
+        synth_fn: the synth, ``synth_fn(θ, **kwargs) -> x̂``.
         batch: the data.
         path_idx: the path whose loss is computed.
         n_theta: expected number of synth parameters ``nθ``.
@@ -199,7 +201,9 @@ class DirectCurvature:
     ``theta_batching="loop"`` that is one forward per batch *and per θ*, exactly as the reference.
 
     Args:
-        path_loss, theta_fn, synth_fn: the warmup callables.
+        path_loss: ``path_loss(x_hat, x, path_idx) -> scalar``, the one-path distance.
+        theta_fn: the encoder, ``theta_fn(**kwargs) -> (B, nθ)``.
+        synth_fn: the synth, ``synth_fn(θ, **kwargs) -> x̂``.
         batches: the warmup data (at least one batch).
         params: the parameter group ``w``.
         path_idx: the path p.
