@@ -1,4 +1,4 @@
-"""Per-step cost and memory of P-Adam + P-SAGA: scrapl.optim vs scrapl-loss 0.1.0's gradient hooks.
+"""Per-step cost and memory of P-Adam + P-SAGA: scrapl.optim against scrapl-loss 0.1.0's hooks.
 
 Hook cost is isolated from the JTFS: the same random gradients (scaled like JTFS gradients) are
 passed straight to each implementation's per-parameter hook, with the reference's counters
@@ -7,71 +7,66 @@ passed straight to each implementation's per-parameter hook, with the reference'
 * reference: ``SCRAPLLoss.grad_hook`` after ``attach_params`` (seed configuration, P = 315).
 * ours, paper: ``PathwiseOptimizer.process_grad`` (default ``compat="paper"``).
 * ours, reference compat: ``compat="reference"``, fed the reference's ``len(path_counts)``; its
-  outputs are compared with the reference's at every timed step (correctness next to speed).
+  outputs are compared with the reference's at every step (correctness next to speed).
 
 Model: the seed's toy model (Linear(48000, 8), PReLU, Linear(8, 48000), Tanh; 816,009 weights).
-Timing: per step = the 5 hooks of one backward pass; steps revisit already-visited paths, after 1
-and after 100 distinct paths were visited; the three implementations alternate step by step.
-Memory: state bytes for the toy model and for a 604,186-weight model (Linear(24000, 25), PReLU,
-Linear(25, 160)) at P = 315.
+Timing: per step = the 5 hooks of one backward pass, on already-visited paths, after 1 and after
+100 distinct paths were visited; the three implementations alternate step by step (median).
+Memory: bytes of optimizer state for the toy model at P = 315.
 
-Usage: ``python benchmarks/optim_overhead.py [--steps 10] [--threads 1]``
+Usage: ``python -m benchmarks.optim_overhead [--steps 10] [--threads 1]``
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import platform
 import statistics
-import sys
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
+from scrapl.optim import PathwiseOptimizer
 
-from scrapl.optim import PathwiseOptimizer  # noqa: E402
+__all__ = ["OptimResult", "toy_model", "bench_optim"]
 
 SEED_CONFIG = dict(shape=48000, J=12, Q1=8, Q2=2, J_fr=3, Q_fr=2)
+NAMES = {"reference": "scrapl-loss 0.1.0 `grad_hook`", "paper": "ours, `compat='paper'`",
+         "compat": "ours, `compat='reference'`"}
 
 
-def toy_model() -> nn.Module:
-    return nn.Sequential(nn.Linear(48000, 8), nn.PReLU(), nn.Linear(8, 48000), nn.Tanh())
+def toy_model(n_samples: int = 48000) -> nn.Module:
+    """The seed README's model (816,009 weights in 5 tensors for 48000 samples)."""
+    return nn.Sequential(nn.Linear(n_samples, 8), nn.PReLU(), nn.Linear(8, n_samples), nn.Tanh())
 
 
-def model_604k() -> nn.Module:
-    return nn.Sequential(nn.Linear(24000, 25), nn.PReLU(), nn.Linear(25, 160))
+@dataclass
+class OptimResult:
+    """Median ms per step after 1 and after `distinct` visited paths, per implementation; state bytes."""
+
+    n_weights: int
+    n_paths: int
+    steps: int
+    distinct: int
+    after_1: dict[str, float]
+    after_many: dict[str, float]
+    max_rel_err: float
+    state_bytes: dict[str, tuple[int, int, int]]  # name -> bytes after 1, distinct, all paths
 
 
-def import_reference():
-    from fetch_reference import fetch
-
-    sys.path.append(str(fetch()))
-    import scrapl_ref
-
-    for name in ("scrapl_ref", "scrapl_ref.scrapl_loss"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    return scrapl_ref
-
-
-class Runner:
+class _Runner:
     """Feeds one step's gradients to the three implementations and times each."""
 
     def __init__(self, ref, params: list[torch.Tensor], n_grad_sets: int = 4) -> None:
         self.ref = ref
-        self.params = params
         self.paper = PathwiseOptimizer(params, ref.n_paths)
         self.compat = PathwiseOptimizer(params, ref.n_paths, compat="reference")
         gen = torch.Generator().manual_seed(0)
-        self.grads = [
-            [torch.randn(p.shape, generator=gen) * 1e-7 for p in params] for _ in range(n_grad_sets)
-        ]
+        self.grads = [[torch.randn(p.shape, generator=gen) * 1e-7 for p in params]
+                      for _ in range(n_grad_sets)]
         self.k = 0
-        self.times: dict[str, list[float]] = {"reference": [], "paper": [], "compat": []}
+        self.times: dict[str, list[float]] = {name: [] for name in NAMES}
         self.max_rel_err = 0.0
 
     def step(self, path: int, timed: bool) -> None:
@@ -81,7 +76,6 @@ class Runner:
         ref.path_counts[path] += 1
         grads = self.grads[self.k % len(self.grads)]
         n_seen = len(ref.path_counts)
-
         clones = [g.clone() for g in grads]  # the reference scales its input in place
         t0 = time.perf_counter()
         ref_out = [ref.grad_hook(g, param_idx=i) for i, g in enumerate(clones)]
@@ -95,97 +89,71 @@ class Runner:
             for name, dt in (("reference", t1 - t0), ("paper", t2 - t1), ("compat", t3 - t2)):
                 self.times[name].append(dt)
         for a, b in zip(ours, ref_out, strict=True):
-            err = ((a - b).norm() / b.norm()).item()
-            self.max_rel_err = max(self.max_rel_err, err)
+            self.max_rel_err = max(self.max_rel_err, ((a - b).norm() / b.norm()).item())
 
-    def take_times(self) -> dict[str, tuple[float, float]]:
-        out = {k: (min(v), statistics.median(v)) for k, v in self.times.items()}
+    def take_medians(self) -> dict[str, float]:
+        out = {k: statistics.median(v) * 1e3 for k, v in self.times.items()}
         self.times = {k: [] for k in self.times}
         return out
 
 
-def ours_memory(model: nn.Module, n_paths: int, visits: list[int], offload: bool) -> list:
-    """Memory reports of a fresh paper-mode optimizer after each count in ``visits``."""
-    params = list(model.parameters())
-    opt = PathwiseOptimizer(params, n_paths, offload=offload)
+def _our_state_bytes(n_samples: int, n_paths: int, visits: tuple[int, ...]) -> list[int]:
+    params = list(toy_model(n_samples).parameters())
+    opt = PathwiseOptimizer(params, n_paths)
     grads = [torch.randn(p.shape) * 1e-7 for p in params]
-    reports, k = [], 0
-    for path in range(max(visits)):
-        k += 1
+    out = []
+    for k, path in enumerate(range(max(visits)), start=1):
         for i, g in enumerate(grads):
             opt.process_grad(i, g, path, k)
         if k in visits:
-            reports.append(opt.memory_bytes())
-    return reports
+            out.append(opt.memory_bytes().device_bytes)
+    return out
 
 
-def gib(n: int) -> str:
-    return f"{n / 2**30:.3f} GiB" if n >= 2**26 else f"{n / 2**20:.2f} MiB"
+def bench_optim(ref_module, *, steps: int = 10, distinct: int = 100,
+                config: dict | None = None) -> OptimResult:
+    """Median hook time per step after 1 and after ``distinct`` visited paths (see module doc).
+
+    ``config``: the loss configuration (default: the seed's, 48000 samples, P = 315); the toy
+    model takes its ``shape`` as input and output size.
+    """
+    config = dict(SEED_CONFIG if config is None else config)
+    torch.manual_seed(0)
+    ref = ref_module.SCRAPLLoss(**config)
+    params = list(toy_model(config["shape"]).parameters())
+    ref.attach_params(params)
+    runner = _Runner(ref, params)
+    runner.step(0, timed=False)
+    for _ in range(steps):
+        runner.step(0, timed=True)
+    after_1 = runner.take_medians()
+    for path in range(1, distinct):
+        runner.step(path, timed=False)
+    for j in range(steps):
+        runner.step((7 * j) % distinct, timed=True)
+    after_many = runner.take_medians()
+    P = ref.n_paths
+    ref_bytes = sum(b.nbytes for m in (ref.p_adam_m, ref.p_adam_v, ref.prev_path_grads)
+                    for b in m.buffers())
+    ref.attach_params([])
+    visits = (1, min(distinct, P), P)
+    return OptimResult(
+        n_weights=sum(p.numel() for p in params), n_paths=P, steps=steps, distinct=distinct, after_1=after_1,
+        after_many=after_many, max_rel_err=runner.max_rel_err,
+        state_bytes={"reference": (ref_bytes,) * 3,
+                     "paper": tuple(_our_state_bytes(config["shape"], P, visits))})
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10, help="timed steps per setting")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, "
-          f"python {platform.python_version()}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}")  # fmt: skip
+    from .common import import_reference
+    from .report import optim_table
 
-    scrapl_ref = import_reference()
-    ref = scrapl_ref.SCRAPLLoss(**SEED_CONFIG)
-    model = toy_model()
-    params = list(model.parameters())
-    n = sum(p.numel() for p in params)
-    ref.attach_params(params)
-    P = ref.n_paths
-    print(f"toy model: {n} weights in {len(params)} tensors; P = {P}\n")
-
-    runner = Runner(ref, params)
-    runner.step(0, timed=False)
-    for _ in range(args.steps):
-        runner.step(0, timed=True)
-    after_1 = runner.take_times()
-    for path in range(1, 100):
-        runner.step(path, timed=False)
-    for j in range(args.steps):
-        runner.step((7 * j) % 100, timed=True)
-    after_100 = runner.take_times()
-
-    print("| hooks per step (5 tensors) | 1 visited path: min / median | "
-          "100 visited paths: min / median | ref / ours (median, 100) |")  # fmt: skip
-    print("|---|---|---|---|")
-    names = {"reference": "scrapl-loss 0.1.0 grad_hook", "paper": "ours, compat='paper'",
-             "compat": "ours, compat='reference'"}  # fmt: skip
-    for key, label in names.items():
-        a, b = after_1[key], after_100[key]
-        ratio = after_100["reference"][1] / b[1]
-        print(f"| {label} | {a[0] * 1e3:.1f} / {a[1] * 1e3:.1f} ms | "
-              f"{b[0] * 1e3:.1f} / {b[1] * 1e3:.1f} ms | {ratio:.1f}x |")  # fmt: skip
-    print(f"\nmax relative error, ours (compat='reference') vs reference hook outputs, over "
-          f"{runner.k} steps: {runner.max_rel_err:.2e}\n")  # fmt: skip
-
-    ref_bytes = {"toy (816,009)": sum(b.nbytes for m in (ref.p_adam_m, ref.p_adam_v,
-                                                          ref.prev_path_grads)
-                                      for b in m.buffers())}  # fmt: skip
-    ref.attach_params([])
-    del runner, ref
-    m604 = model_604k()
-    n604 = sum(p.numel() for p in m604.parameters())
-    ref_bytes[f"604K ({n604:,})"] = 3 * P * n604 * 4  # attach_params: 3 (P, *shape) float32 tables
-
-    print("| model (weights) | state | reference (preallocated) | "
-          "ours, 1 visited | ours, 100 visited | ours, all 315 visited |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
-    for (label, rb), m in zip(ref_bytes.items(), (toy_model(), m604), strict=True):
-        for offload in (False, True):
-            reports = ours_memory(m, P, [1, 100, P], offload)
-            cells = [f"{gib(r.device_bytes)} dev + {gib(r.offloaded_bytes)} host" if offload
-                     else gib(r.device_bytes) for r in reports]  # fmt: skip
-            kind = "offload=True" if offload else "offload=False"
-            print(f"| {label} | {kind} | {gib(rb)} | " + " | ".join(cells) + " |")
+    print("\n".join(optim_table(bench_optim(import_reference(), steps=args.steps))))
 
 
 if __name__ == "__main__":

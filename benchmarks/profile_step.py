@@ -1,0 +1,94 @@
+"""Where the time of one SCRAPL training step goes: per stage, and per operator (torch.profiler).
+
+The step is the loss's: forward of ``x`` (with autograd), forward of ``x_target`` (without),
+distance, backward to ``x``. Stages are timed with the calling thread's CPU time
+(``time.thread_time``), which a busy shared machine disturbs much less than wall-clock time; run
+with ``--threads 1`` so that all the work happens on that thread.
+
+Usage::
+
+    python -m benchmarks.profile_step --paths 0 157 300 [--config paper] [--ops 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from scrapl.distance import path_distance
+
+from .common import PAPER, QUICK, SEED
+
+SETUPS = {"paper": PAPER, "seed": SEED, "quick": QUICK}
+
+
+def _stages(jtfs, x: torch.Tensor, target: torch.Tensor, k: int) -> dict[str, float]:
+    """Thread CPU seconds of each stage of one step on path ``k``."""
+    p = jtfs.paths[k]
+    n1 = min(p.n1_max, jtfs.n1_limit)
+    t = {}
+
+    def stage(name, fn):
+        t0 = time.thread_time()
+        out = fn()
+        t[name] = t.get(name, 0.0) + time.thread_time() - t0
+        return out
+
+    def forward(sig, tag):
+        X = stage(f"{tag}: pad + rfft", lambda: jtfs.padded_spectrum(sig))
+        U1 = stage(f"{tag}: first order", lambda: jtfs.first_order(X, n1))
+        Y = stage(f"{tag}: second order", lambda: jtfs.second_order(U1, p.n2, p.j2, n1))
+        return stage(f"{tag}: frequential + averaging", lambda: jtfs.frequential(Y, [p])[0])
+
+    xr = x.clone().requires_grad_(True)
+    S = forward(xr, "x")
+    with torch.no_grad():
+        St = forward(target, "target")
+    loss = stage("distance", lambda: path_distance(S, St))
+    stage("backward", loss.backward)
+    return t
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", choices=sorted(SETUPS), default="paper")
+    ap.add_argument("--paths", type=int, nargs="+", default=[0, 157, 300])
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--ops", type=int, default=12, help="rows of the operator table (0: none)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    import scrapl
+
+    setup = SETUPS[args.config]
+    jtfs = scrapl.TimeFrequencyScattering(**setup.kwargs())
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, setup.shape, generator=gen)
+    target = torch.randn(args.batch, setup.shape, generator=gen)
+    print(f"{setup.describe()}, batch {args.batch}, {torch.get_num_threads()} thread(s); "
+          f"median thread-CPU ms over {args.repeats} steps\n")
+    for k in args.paths:
+        p = jtfs.paths[k]
+        _stages(jtfs, x, target, k)  # warm-up: cached operators
+        runs = [_stages(jtfs, x, target, k) for _ in range(args.repeats)]
+        med = {name: statistics.median(r[name] for r in runs) * 1e3 for name in runs[0]}
+        total = sum(med.values())
+        print(f"path {k} {p.key}: j2={p.j2}, n1_max={p.n1_max}, j_fr={p.j_fr}, spin={p.spin}; "
+              f"step {total:.1f} ms")
+        for name, ms in med.items():
+            print(f"  {name:<34} {ms:8.1f} ms  {100 * ms / total:5.1f} %")
+        if args.ops:
+            from torch.profiler import ProfilerActivity, profile
+
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                _stages(jtfs, x, target, k)
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.ops,
+                                            max_name_column_width=48))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""One training step (forward + backward to the input, one path) of three losses, side by side.
+
+For every path of a fixed spread (one path per distinct ``j2``, the frequential filter cycling
+through low-pass, spin up and spin down), on the same inputs:
+
+* ``ours``: ``scrapl.SCRAPLLoss(..., use_p_adam=False, use_p_saga=False)(x, x_target, path_idx=k)``;
+* ``reference``: ``scrapl_ref.SCRAPLLoss`` (scrapl-loss 0.1.0) with the same arguments;
+* ``mss``: ``auraloss.freq.MultiResolutionSTFTLoss()`` with its defaults (path-independent);
+
+then ``loss.backward()`` to ``x`` (batch ``B``, one channel). The three run interleaved, path by
+path; the correctness of each row is the relative error of our loss and of our input gradient
+against the reference's, from the timed calls themselves. ``ours_first`` is the first call of a
+path, which also builds that path's cached operators (a one-time cost per path and process).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from .common import JTFSSetup, PeakMemory, interleaved, load_average, median_ms, rel_err, sync
+
+__all__ = ["StepRow", "StepResult", "spread_paths", "bench_steps"]
+
+
+@dataclass
+class StepRow:
+    """One path's numbers (times in ms, memory in bytes, errors relative)."""
+
+    path: int
+    key: tuple[int, int]
+    j2: int
+    n1_max: int
+    ours_ms: float
+    ours_first_ms: float
+    ref_ms: float | None
+    mss_ms: float
+    n_ours: int
+    n_ref: int
+    ours_peak: int | None = None
+    ref_peak: int | None = None
+    loss_err: float | None = None
+    grad_err: float | None = None
+
+
+@dataclass
+class StepResult:
+    """All rows of one configuration and their summary."""
+
+    setup: JTFSSetup
+    batch: int
+    rows: list[StepRow]
+    mss_peak: int | None
+    load_before: str
+    load_after: str = ""
+    summary: dict = field(default_factory=dict)
+
+
+def spread_paths(paths, count: int | None = None) -> list[int]:
+    """One path per distinct ``j2`` (the first ``n2`` with it), the frequential filter index
+    cycling so that low-pass, spin-up and spin-down filters of every width appear; ``count`` keeps
+    that many of them, evenly spaced in ``j2``."""
+    by_j2: dict[int, list] = {}
+    for p in paths:
+        by_j2.setdefault(p.j2, []).append(p)
+    chosen = []
+    for i, j2 in enumerate(sorted(by_j2)):
+        n2 = by_j2[j2][0].n2
+        group = [p for p in by_j2[j2] if p.n2 == n2]
+        chosen.append(group[(5 * i) % len(group)].idx)
+    if count is not None and count < len(chosen):
+        picks = sorted({round(i * (len(chosen) - 1) / max(count - 1, 1)) for i in range(count)})
+        chosen = [chosen[i] for i in picks]
+    return chosen
+
+
+def _step(loss_fn: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor):
+    """A training step: fresh leaf ``x``, forward, backward; returns (loss, dL/dx)."""
+    x = x0.detach().clone().requires_grad_(True)
+    loss = loss_fn(x)
+    loss.backward()
+    return loss.detach(), x.grad
+
+
+def bench_steps(setup: JTFSSetup, *, scrapl, ref_module, batch: int, paths: list[int] | None,
+                repeats: int, ref_repeats: int, device: torch.device, memory: PeakMemory | None,
+                seed: int = 0, log: Callable[[str], None] = print) -> StepResult:
+    """Time one training step of the three losses on ``paths`` of ``setup`` (see module doc).
+
+    Args:
+        scrapl: the ``scrapl`` package (ours).
+        ref_module: the ``scrapl_ref`` package, or None to leave the reference out.
+        paths: path indices, or None for :func:`spread_paths` of all ``j2``.
+        repeats, ref_repeats: timed steps per path for ours and MSS, and for the reference.
+        memory: peak-memory probe, or None to skip memory.
+    """
+    import auraloss
+
+    kwargs = setup.kwargs()
+    ours = scrapl.SCRAPLLoss(**kwargs, use_p_adam=False, use_p_saga=False).to(device)
+    ref = None
+    if ref_module is not None:
+        ref = ref_module.SCRAPLLoss(**kwargs, use_p_adam=False, use_p_saga=False).to(device)
+    mss = auraloss.freq.MultiResolutionSTFTLoss().to(device)
+    gen = torch.Generator().manual_seed(seed)
+    x0 = torch.randn(batch, 1, setup.shape, generator=gen).to(device)
+    target = torch.randn(batch, 1, setup.shape, generator=gen).to(device)
+    if paths is None:
+        paths = spread_paths(ours.paths)
+
+    def mss_step():
+        return _step(lambda x: mss(x, target), x0)
+
+    load_before = load_average()
+    rows = []
+    for k in paths:
+        p = ours.paths[k]
+        methods = {"ours": lambda k=k: _step(lambda x: ours(x, target, path_idx=k), x0),
+                   "mss": mss_step}
+        if ref is not None:
+            methods["reference"] = lambda k=k: _step(lambda x: ref(x, target, path_idx=k), x0)
+        sync(device)
+        start = time.perf_counter()
+        out_ours = methods["ours"]()
+        sync(device)
+        first_ms = (time.perf_counter() - start) * 1e3
+        mss_step()  # warm-up: allocator, FFT plans
+        reps = {"ours": repeats, "mss": repeats}
+        if ref is not None:
+            reps["reference"] = ref_repeats
+        times = interleaved(methods, reps, device)
+        row = StepRow(path=k, key=p.key, j2=p.j2, n1_max=p.n1_max, ours_ms=median_ms(times["ours"]),
+                      ours_first_ms=first_ms, ref_ms=None, mss_ms=median_ms(times["mss"]),
+                      n_ours=len(times["ours"]), n_ref=0)
+        if ref is not None:
+            out_ref = methods["reference"]()
+            out_ours = methods["ours"]()
+            row.ref_ms, row.n_ref = median_ms(times["reference"]), len(times["reference"])
+            row.loss_err = rel_err(out_ours[0], out_ref[0])
+            row.grad_err = rel_err(out_ours[1], out_ref[1])
+        if memory is not None and memory.available:
+            row.ours_peak = memory.measure(methods["ours"])
+            if ref is not None:
+                row.ref_peak = memory.measure(methods["reference"])
+        rows.append(row)
+        log(f"  [{setup.name}] path {k} {p.key} j2={p.j2}: ours {row.ours_ms:.1f} ms, "
+            f"ref {row.ref_ms if row.ref_ms is None else round(row.ref_ms, 1)} ms, "
+            f"mss {row.mss_ms:.1f} ms, loss err {row.loss_err}, grad err {row.grad_err}")
+    mss_peak = memory.measure(mss_step) if memory is not None and memory.available else None
+    result = StepResult(setup, batch, rows, mss_peak, load_before, load_average())
+    result.summary = summarize(result)
+    return result
+
+
+def summarize(result: StepResult) -> dict:
+    """Medians over the paths and the ratios the targets are stated in."""
+    rows = result.rows
+    ours = [r.ours_ms for r in rows]
+    mss = [r.mss_ms for r in rows]
+    s = {
+        "ours_median_ms": statistics.median(ours),
+        "ours_max_ms": max(ours),
+        "slowest_path": rows[ours.index(max(ours))].path,
+        "mss_median_ms": statistics.median(mss),
+    }
+    s["mss_over_ours"] = s["mss_median_ms"] / s["ours_median_ms"]
+    s["slowest_over_mss"] = s["ours_max_ms"] / s["mss_median_ms"]
+    if all(r.ref_ms is not None for r in rows):
+        ref = [r.ref_ms for r in rows]
+        s["ref_median_ms"] = statistics.median(ref)
+        s["ref_over_ours"] = s["ref_median_ms"] / s["ours_median_ms"]
+        s["ref_over_ours_per_path_min"] = min(r.ref_ms / r.ours_ms for r in rows)
+        s["max_loss_err"] = max(r.loss_err for r in rows)
+        s["max_grad_err"] = max(r.grad_err for r in rows)
+    peaks = [(r.ours_peak, r.ref_peak) for r in rows if r.ours_peak is not None]
+    if peaks:
+        s["ours_peak_max"] = max(o for o, _ in peaks)
+        if all(r is not None for _, r in peaks):
+            s["ref_peak_median"] = statistics.median(r for _, r in peaks)
+            s["ours_over_ref_peak_max"] = max(o / r for o, r in peaks if r)
+    return s
