@@ -9,4 +9,4 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 python -c "import torch" 2>/dev/null || python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[demo,test,dev]"
+python -m pip install -q -e ".[demo,test,dev,docs]"
