@@ -9,9 +9,12 @@ One second-order path ``(n2, n_fr)`` of a batch of padded signals (``jtfs-spec.m
 ``2**log2_F`` (or a global sum; skipped for the spin-0 filter ``n_fr = 0``). All convolutions are
 circular on the padded lengths; decimation in time is a mean-fold of the spectrum.
 
-The frequential filter, the temporal averaging and the frequential averaging are linear maps on
-short axes; they are applied as dense matrices (``ops.circulant_decimation_matrix``), which on a CPU
-is several times faster than the equivalent FFTs and identical in exact arithmetic.
+The temporal wavelets are applied on the band where they are not negligible
+(:mod:`scrapl.jtfs.window`), and complex signals are carried as stacked real planes ``(re; im)``
+so that every modulus is a contiguous real pass. The frequential filter, the temporal averaging and
+the frequential averaging are linear maps on short axes; they are applied as dense matrices
+(``ops.circulant_decimation_matrix``), which on a CPU is several times faster than the equivalent
+FFTs and identical in exact arithmetic.
 """
 
 from __future__ import annotations
@@ -21,14 +24,12 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .ops import MODULUS_EPS, modulus, mul_real
+from .ops import MODULUS_EPS, modulus_planes, modulus_stacked
+from .window import Window, synthesize
 
 __all__ = [
     "first_order",
     "second_order_temporal",
-    "Band",
-    "filter_band",
-    "place",
     "frequential_scattering",
     "FrequentialOperator",
     "frequential_operator",
@@ -39,117 +40,39 @@ __all__ = [
 ]
 
 
-class Band(NamedTuple):
-    """The bins where real filters of length ``M`` are not negligible, as circular windows.
-
-    Filter ``g`` is read on bins ``k = (start_g + i) mod M``, ``i < S`` (its smallest circular
-    interval holding every bin with ``|h| >= rel_tol max|h|``; ``weight`` is 0 past its own width).
-    ``index`` points into the half spectrum of a real signal (``k`` for ``k <= M/2``, else
-    ``M - k``), and ``conj`` marks the bins read conjugated (``X[k] = conj(X[M - k])``).
-    ``weight`` includes the ``2**-s`` of the mean-fold onto ``n_out = M / 2**s`` bins.
-    Shapes ``(G, S)`` for ``G`` filters, ``(S,)`` for one (``start`` a tensor ``(G,)`` or an int).
-    """
-
-    index: Tensor
-    conj: Tensor
-    weight: Tensor
-    start: Tensor | int
-    n_out: int
-
-
-def _circular_hull(mask: Tensor) -> tuple[int, int]:
-    """``(start, width)`` of the smallest circular interval covering the True entries of ``mask``."""
-    M = mask.shape[-1]
-    on = torch.nonzero(mask).flatten().tolist()
-    if not on:
-        return 0, 1
-    gaps = [(on[(i + 1) % len(on)] - on[i]) % M or M for i in range(len(on))]
-    i = max(range(len(on)), key=lambda i: gaps[i])  # the largest empty arc ends the interval
-    start = on[(i + 1) % len(on)]
-    return start, M - gaps[i] + 1
-
-
-def filter_band(h_f: Tensor, s: int, rel_tol: float = 1e-12) -> Band:
-    """Return the :class:`Band` of real filters ``h_f`` (shape ``(M,)`` or ``(G, M)``).
-
-    Dropping the bins below ``rel_tol max|h|`` changes a result by less than ``rel_tol`` of its
-    scale, far below float32 (and float64 test) precision: the Gaussian tails make most bins that
-    small, so a filter of width ``sigma`` keeps about ``15 sigma M`` bins.
-    """
-    if h_f.dim() == 1:
-        band = filter_band(h_f[None], s, rel_tol)
-        return Band(band.index[0], band.conj[0], band.weight[0], int(band.start[0]), band.n_out)
-    M = h_f.shape[-1]
-    hulls = [_circular_hull(h.abs() >= rel_tol * h.abs().max()) for h in h_f]
-    width = max(w for _, w in hulls)
-    k = (torch.tensor([a for a, _ in hulls])[:, None] + torch.arange(width)) % M  # (G, S)
-    k = k.to(h_f.device)
-    weight = torch.gather(h_f, 1, k) * 2.0**-s
-    weight = weight * (torch.arange(width, device=h_f.device) < torch.tensor(
-        [w for _, w in hulls], device=h_f.device)[:, None])
-    index = torch.where(k <= M // 2, k, M - k)
-    start = torch.tensor([a % (M // 2**s) for a, _ in hulls])
-    return Band(index, k > M // 2, weight, start, M // 2**s)
-
-
-def place(V: Tensor, start: int, n_out: int) -> Tensor:
-    """Fold a window of bins ``start .. start + S - 1`` (last axis of ``V``) onto ``n_out`` bins:
-    ``out[(start + i) mod n_out] += V[i]``, by zero-padding (and summing wrapped blocks).
-
-    Shape: ``(..., S) -> (..., n_out)``.
-    """
-    S = V.shape[-1]
-    end = start + S
-    if end <= n_out:
-        return torch.nn.functional.pad(V, (start, n_out - end))
-    r = -(-end // n_out)
-    W = torch.nn.functional.pad(V, (start, r * n_out - end))
-    return W.reshape(*V.shape[:-1], r, n_out).sum(dim=-2)
-
-
-def _read(half: Tensor, band: Band, index: Tensor) -> Tensor:
-    # (B, H) with (G, S) indices -> (B, G, S); (B, G, H) with (S,) indices -> (B, G, S)
-    V = half[:, index] if index.dim() > 1 else half.index_select(-1, index)
-    V = torch.where(band.conj, V.conj(), V)
-    return mul_real(V, band.weight)
-
-
-def first_order(x_rfft: Tensor, band: Band) -> Tensor:
+def first_order(x_rfft: Tensor, window: Window) -> Tensor:
     """Return the first-order scalograms ``U1 = |IDFT(fold_mean(DFT(x_pad) psi1_f, k1))|_eps``.
 
-    Each wavelet's window is placed at bin 0 of the decimated spectrum instead of at its own
+    Each wavelet's band is placed at bin 0 of the decimated spectrum instead of at its own
     position: a circular shift of the spectrum multiplies the signal by a unit-modulus phase, which
     the modulus removes, so ``U1`` is unchanged (the bins' relative positions, hence any aliasing of
     the fold, are kept).
 
     Args:
         x_rfft: half spectrum of the padded signals. Shape ``(B, Np/2 + 1)``.
-        band: :class:`Band` of ``G`` first-order wavelets sharing the decimation ``k1``
-            (``min(j1, log2_T)``), indices of shape ``(G, S)``.
+        window: :class:`~scrapl.jtfs.window.Window` of ``G`` first-order wavelets sharing the
+            decimation ``k1`` (``min(j1, log2_T)``), runs at offset 0.
 
     Returns:
         Shape ``(B, G, Np / 2**k1)`` real.
     """
-    V = _read(x_rfft, band, band.index)  # (B, Np/2+1) -> (B, G, S)
-    return modulus(torch.fft.ifft(place(V, 0, band.n_out)))
+    return modulus_planes(*synthesize(x_rfft, window))
 
 
-def second_order_temporal(U1_rfft: Tensor, band: Band) -> Tensor:
-    """Return ``Y = IDFT(fold_mean(DFT(U1) psi2_f, s))``: second-order wavelet, decimation ``2**s``.
-
-    Only the window where the wavelet is not negligible (``band``, see :func:`filter_band`) is
-    multiplied and folded; the spectrum of the real ``U1`` is read from its half spectrum.
+def second_order_temporal(U1_rfft: Tensor, window: Window) -> tuple[Tensor, Tensor]:
+    """Return ``Y = IDFT(fold_mean(DFT(U1) psi2_f, s))`` as planes: second-order wavelet, decimation
+    ``2**s``, up to a phase common to every row of the path (placement at ``window.offset``).
 
     Args:
         U1_rfft: ``rfft`` of the first-order scalograms at decimation ``k1``. Shape ``(B, G, M/2+1)``.
-        band: :class:`Band` of the second-order wavelet at level ``k1``, decimation ``s = j2 - k1``
-            (indices of shape ``(S,)``).
+        window: :class:`~scrapl.jtfs.window.Window` of the second-order wavelet at level ``k1``,
+            decimation ``s = j2 - k1`` (``index`` of shape ``(S,)``).
 
     Returns:
-        Shape ``(B, G, M / 2**s)`` complex (no modulus: frequential scattering follows).
+        ``(Re Y, Im Y)``, each of shape ``(B, G, M / 2**s)`` (no modulus: frequential scattering
+        follows).
     """
-    V = _read(U1_rfft, band, band.index)  # (B, G, S)
-    return torch.fft.ifft(place(V, int(band.start), band.n_out))
+    return synthesize(U1_rfft, window)
 
 
 class FrequentialOperator(NamedTuple):
@@ -182,44 +105,27 @@ def frequential_operator(H: Tensor, rel_tol: float) -> FrequentialOperator:
     return FrequentialOperator(H_block, rows, H.shape[0])
 
 
-class _ModulusParts(torch.autograd.Function):
-    """``sqrt(re^2 + im^2) + eps`` of separate planes, gradient ``g (re, im) / (|z| + eps)``."""
-
-    @staticmethod
-    def forward(ctx, re: Tensor, im: Tensor) -> Tensor:  # type: ignore[override]
-        out = torch.addcmul(re * re, im, im).sqrt_().add_(MODULUS_EPS)
-        ctx.save_for_backward(re, im, out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
-        re, im, out = ctx.saved_tensors
-        w = grad_out / out
-        return re * w, im * w
-
-
-def frequential_scattering(Y: Tensor, op: FrequentialOperator) -> Tensor:
+def frequential_scattering(planes: Tensor, op: FrequentialOperator) -> Tensor:
     """Return ``U2 = |H @ Y|_eps``: frequential filter along ``n1`` (with decimation), then modulus.
 
-    The complex product runs as one real matrix product on stacked (re, im) planes, which BLAS
+    The complex product runs as one real matrix product on stacked (re; im) planes, which BLAS
     does several times faster than a complex product with a short inner dimension.
 
     Args:
-        Y: second-order temporal coefficients (complex, or real for the first-order paths),
-            ``n1`` on axis -2 (zero beyond ``n1_max``). Shape ``(B, n1_max, M)``.
+        planes: second-order temporal coefficients as stacked planes ``(Re Y; Im Y)``, shape
+            ``(B, 2 n1, M)``, or real coefficients ``(B, n1, M)`` (the first-order paths), ``n1``
+            rows of the ``n_in`` the operator was built for.
         op: :class:`FrequentialOperator` with ``R`` kept rows.
 
     Returns:
         Shape ``(B, R, M)`` real.
     """
-    if Y.is_complex():
-        planes = torch.cat([Y.real, Y.imag], dim=-2)  # (B, 2 n1, M)
+    n_in = op.H_block.shape[1] // 2
+    if planes.shape[-2] == 2 * n_in:
         out = torch.matmul(op.H_block, planes)  # (2R, 2 n1) @ (B, 2 n1, M) -> (B, 2R, M)
-    else:
-        n1 = Y.shape[-2]
-        out = torch.matmul(op.H_block[:, :n1], Y)  # real input: only the (Re H; Im H) columns
-    R = out.shape[-2] // 2
-    return _ModulusParts.apply(out[..., :R, :], out[..., R:, :])
+    else:  # real input: only the (Re H; Im H) columns
+        out = torch.matmul(op.H_block[:, : planes.shape[-2]], planes)
+    return modulus_stacked(out)
 
 
 def unprune_rows(S: Tensor, op: FrequentialOperator, Phi: Tensor | None, M: int) -> Tensor:

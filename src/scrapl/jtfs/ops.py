@@ -1,8 +1,11 @@
-"""Tensor primitives of the JTFS: modulus with a safe gradient, Fourier-domain decimation, padding,
-and the construction of "filter + decimate" operators as dense matrices.
+"""Tensor primitives of the JTFS: the modulus of complex data held as real planes (with a safe
+gradient), a real FFT with a real-FFT backward, Fourier-domain decimation, padding, and the
+construction of "filter + decimate" operators as dense matrices.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch import Tensor
@@ -10,43 +13,103 @@ from torch import Tensor
 MODULUS_EPS = 1e-12
 """Added to every modulus, as in scrapl-loss 0.1.0: ``|z| = sqrt(re^2 + im^2) + MODULUS_EPS``."""
 
-__all__ = ["MODULUS_EPS", "modulus", "mul_real", "fold_mean", "reflect_pad", "circulant_decimation_matrix"]
+__all__ = ["MODULUS_EPS", "modulus_planes", "modulus_stacked", "rfft", "rfft_adjoint", "fold_mean",
+           "reflect_pad", "circulant_decimation_matrix"]
 
 
-def mul_real(z: Tensor, r: Tensor) -> Tensor:
-    """Multiply a complex tensor by a real one (broadcasting) without promoting ``r`` to complex.
-
-    ``z * r`` would first copy ``r`` into a complex tensor; this multiplies the interleaved
-    (re, im) view instead. Shape: broadcast of ``z.shape`` and ``r.shape``.
-    """
-    return torch.view_as_complex(torch.view_as_real(z) * r.unsqueeze(-1))
-
-
-class _Modulus(torch.autograd.Function):
-    """``|z| + eps`` with gradient ``g z / (|z| + eps)``: finite (zero) at ``z = 0``, twice
-    differentiable (the backward is written with differentiable ops, for Hessian-vector products)."""
+class _ModulusPlanes(torch.autograd.Function):
+    """``sqrt(re^2 + im^2) + eps`` of separate planes, gradient ``g (re, im) / (|z| + eps)``: finite
+    (zero) at ``z = 0``; the backward uses differentiable operations on saved inputs and output, so
+    it can be differentiated again."""
 
     @staticmethod
-    def forward(ctx, z: Tensor) -> Tensor:  # type: ignore[override]
-        # sqrt(re^2 + im^2), as the reference; several times faster than complex abs on CPU
-        out = torch.addcmul(z.real.square(), z.imag, z.imag).sqrt_().add_(MODULUS_EPS)
-        ctx.save_for_backward(z, out)
+    def forward(ctx, re: Tensor, im: Tensor) -> Tensor:  # type: ignore[override]
+        out = torch.addcmul(re * re, im, im).sqrt_().add_(MODULUS_EPS)
+        ctx.save_for_backward(re, im, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        re, im, out = ctx.saved_tensors
+        # out >= MODULUS_EPS > 0 in float32/float64 (the transform never runs in half precision)
+        w = grad_out / out
+        return re * w, im * w
+
+
+def modulus_planes(re: Tensor, im: Tensor) -> Tensor:
+    """Return ``|re + i im| + 1e-12`` elementwise (``sqrt(re^2 + im^2)``, as the reference).
+
+    The gradient is ``g (re, im) / (|z| + 1e-12)``: 0, not NaN, at ``z = 0``, so silent inputs give
+    zero gradients as in scrapl-loss 0.1.0 (autograd's own ``abs`` would give NaN there).
+    Shape: ``re``, ``im`` and the result alike.
+    """
+    return _ModulusPlanes.apply(re, im)
+
+
+class _ModulusStacked(torch.autograd.Function):
+    """The modulus of ``(re; im)`` stacked along axis -2, without slicing in the backward."""
+
+    @staticmethod
+    def forward(ctx, planes: Tensor) -> Tensor:  # type: ignore[override]
+        R = planes.shape[-2] // 2
+        re, im = planes[..., :R, :], planes[..., R:, :]
+        out = torch.addcmul(re * re, im, im).sqrt_().add_(MODULUS_EPS)
+        ctx.save_for_backward(planes, out)
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor) -> Tensor:  # type: ignore[override]
-        z, out = ctx.saved_tensors
-        # out >= MODULUS_EPS > 0 in float32/float64 (the transform never runs in half precision)
-        return mul_real(z, grad_out / out)
+        planes, out = ctx.saved_tensors
+        w = (grad_out / out).unsqueeze(-3)  # (..., 1, R, M), broadcast over (re, im)
+        return (planes.unflatten(-2, (2, out.shape[-2])) * w).flatten(-3, -2)
 
 
-def modulus(z: Tensor) -> Tensor:
-    """Return ``|z| + 1e-12`` elementwise (real tensor of ``z``'s shape).
+def modulus_stacked(planes: Tensor) -> Tensor:
+    """:func:`modulus_planes` of ``planes[..., :R, :]`` and ``planes[..., R:, :]``.
 
-    The gradient is ``g * z / (|z| + 1e-12)``, which is 0 (not NaN) at ``z = 0``: silent inputs give
-    zero gradients, as in the reference (autograd's own ``abs`` would give NaN there).
+    Shape: ``(..., 2R, M) -> (..., R, M)``.
     """
-    return _Modulus.apply(z)
+    return _ModulusStacked.apply(planes)
+
+
+@functools.lru_cache(maxsize=64)
+def _one_sided_scale(n_bins: int, n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    scale = torch.full((n_bins, 2), 0.5, dtype=dtype, device=device)
+    scale[0] = 1.0
+    if n % 2 == 0:
+        scale[-1] = 1.0
+    return scale
+
+
+def rfft_adjoint(g: Tensor, n: int) -> Tensor:
+    """The adjoint of ``rfft`` along the last axis (length ``n``): ``x[t] = Re sum_k g[k] e^{2πikt/n}``.
+
+    As a real inverse FFT: ``irfft`` (unnormalised) of ``g`` halved on the bins it counts twice.
+    Shape: ``(..., n // 2 + 1) -> (..., n)``.
+    """
+    g = g.resolve_conj()
+    scale = _one_sided_scale(g.shape[-1], n, g.real.dtype, g.device)
+    return torch.fft.irfft(torch.view_as_complex(torch.view_as_real(g) * scale), n=n, norm="forward")
+
+
+class _RealFFT(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.n = x.shape[-1]
+        return torch.fft.rfft(x)
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> Tensor:  # type: ignore[override]
+        return rfft_adjoint(g, ctx.n)
+
+
+def rfft(x: Tensor) -> Tensor:
+    """``torch.fft.rfft(x)`` along the last axis, whose backward is one real inverse FFT.
+
+    (Autograd's own backward of ``rfft`` zero-fills a full complex spectrum and runs a complex
+    inverse FFT on it, about twice the work.) Shape: ``(..., n) -> (..., n // 2 + 1)``.
+    """
+    return _RealFFT.apply(x)
 
 
 def fold_mean(V: Tensor, s: int, dim: int = -1) -> Tensor:

@@ -21,7 +21,8 @@ from . import core
 from .config import AveragingArg, JTFSConfig
 from .filterbank import FilterBank, JTFSPath
 from .full import full_paths, full_transform
-from .ops import circulant_decimation_matrix, reflect_pad
+from .ops import circulant_decimation_matrix, reflect_pad, rfft
+from .window import Window, band_hull, make_window
 
 __all__ = ["TimeFrequencyScattering"]
 
@@ -174,14 +175,23 @@ class TimeFrequencyScattering(nn.Module):
         self._operators[cache_key] = op
         return op
 
-    def psi2_band(self, n2: int, level: int, s: int, dtype: torch.dtype) -> core.Band:
-        """Support of second-order wavelet ``n2`` at ``level`` with decimation ``s`` (cached)."""
-        key = ("psi2_band", n2, level, s, dtype)
-        band = self._operators.get(key)
-        if band is None:
-            band = core.filter_band(getattr(self, f"psi2_f_level{level}")[n2].to(dtype), s)
-            self._operators[key] = band
-        return band
+    def psi2_windows(self, n2: int, j2: int, levels: tuple[int, ...], dtype: torch.dtype) -> list[Window]:
+        """Windows of second-order wavelet ``n2`` at each first-order level in ``levels`` (cached).
+
+        All runs are placed at one common offset in the length ``Np / 2**j2`` output spectrum
+        (the least of their own starts, circularly), so the rows of ``Y`` share one phase.
+        """
+        key = ("psi2_windows", n2, j2, levels, dtype)
+        windows = self._operators.get(key)
+        if windows is None:
+            n_out = self.config.Np // 2**j2
+            filters = [getattr(self, f"psi2_f_level{k1}")[n2].to(dtype) for k1 in levels]
+            starts = [band_hull(h[None])[0][0] % n_out for h in filters]
+            diff = [(st - starts[0] + n_out // 2) % n_out - n_out // 2 for st in starts]
+            shift = (starts[0] + min(diff)) % n_out
+            windows = [make_window(h, j2 - k1, shift=shift) for k1, h in zip(levels, filters, strict=True)]
+            self._operators[key] = windows
+        return windows
 
     # -- computation stages ------------------------------------------------------------------------
     def padded_spectrum(self, x: Tensor) -> Tensor:
@@ -200,7 +210,7 @@ class TimeFrequencyScattering(nn.Module):
         if x.dtype in _LOW_PRECISION or dtype in _LOW_PRECISION:
             dtype = torch.float32
         x = x.to(dtype)
-        return torch.fft.rfft(reflect_pad(x, self.config.pad_left, self.config.pad_right))
+        return rfft(reflect_pad(x, self.config.pad_left, self.config.pad_right))
 
     def first_order(self, x_rfft: Tensor, n1_max: int) -> FirstOrder:
         """``(k1, U1, rfft(U1))`` for first-order filters ``n1 < n1_max``, grouped by decimation."""
@@ -210,33 +220,40 @@ class TimeFrequencyScattering(nn.Module):
             if start >= n1_max:
                 break
             stop = min(stop, n1_max)
-            key = ("psi1_band", start, stop, k1, dtype)
-            band = self._operators.get(key)
-            if band is None:
-                band = self._operators[key] = core.filter_band(self.psi1_f[start:stop].to(dtype), k1)
-            U1 = core.first_order(x_rfft, band)
-            out.append((k1, U1, torch.fft.rfft(U1)))
+            key = ("psi1_window", start, stop, k1, dtype)
+            window = self._operators.get(key)
+            if window is None:
+                window = self._operators[key] = make_window(self.psi1_f[start:stop].to(dtype), k1)
+            U1 = core.first_order(x_rfft, window)
+            out.append((k1, U1, rfft(U1)))
         return out
 
     def second_order(self, U1: FirstOrder, n2: int, j2: int, n1_max: int) -> Tensor:
-        """``Y[n2]``: the second-order wavelet on ``U1[n1]``, ``n1 < n1_max``. ``(B, n1_max, Np/2**j2)``."""
-        parts, seen = [], 0
-        for k1, _, U1_rfft in U1:
+        """``Y[n2]`` on ``U1[n1]``, ``n1 < n1_max``, as stacked planes ``(Re Y; Im Y)``:
+        shape ``(B, 2 n1_max, Np/2**j2)``."""
+        takes, seen = [], 0
+        for _, _, U1_rfft in U1:
             if seen >= n1_max:
                 break
-            take = min(U1_rfft.shape[-2], n1_max - seen)
-            band = self.psi2_band(n2, k1, j2 - k1, U1_rfft.real.dtype)
-            parts.append(core.second_order_temporal(U1_rfft[..., :take, :], band))
-            seen += take
-        return torch.cat(parts, dim=-2)
+            takes.append(min(U1_rfft.shape[-2], n1_max - seen))
+            seen += takes[-1]
+        levels = tuple(k1 for k1, _, _ in U1[: len(takes)])
+        windows = self.psi2_windows(n2, j2, levels, U1[0][2].real.dtype)
+        re, im = [], []
+        for (_, _, U1_rfft), take, window in zip(U1, takes, windows, strict=False):
+            Y_re, Y_im = core.second_order_temporal(U1_rfft[..., :take, :], window)
+            re.append(Y_re)
+            im.append(Y_im)
+        return torch.cat(re + im, dim=-2)  # (B, 2 n1_max, M)
 
     def frequential(self, Y: Tensor, paths: Sequence[JTFSPath]) -> list[Tensor]:
-        """Frequential filter, modulus and averagings of several paths of one ``n2`` sharing ``Y``.
+        """Frequential filter, modulus and averagings of several paths of one ``n2`` sharing ``Y``
+        (stacked planes, as :meth:`second_order` returns them).
 
         Filters with the same decimation are stacked into one matrix, so the modulus and the
         temporal averaging (the dominant costs) run once over all their rows.
         """
-        dtype, n1 = Y.real.dtype, Y.shape[-2]
+        dtype, n1 = Y.dtype, Y.shape[-2] // 2
         c = self.config
         by_k: dict[int, list[JTFSPath]] = {}
         for p in paths:

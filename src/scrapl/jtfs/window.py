@@ -1,0 +1,206 @@
+"""A band of a real signal's spectrum, read through real filters and synthesised back to time.
+
+Every JTFS wavelet is real in the Fourier domain and negligible outside a band of bins. Filtering a
+real signal ``v`` with wavelet ``h`` and decimating by ``2**s`` (``jtfs-spec.md`` §4-5) is
+
+``u = IDFT_{M/2^s}( fold_mean( DFT_M(v) · h, s ) )``,
+
+so only the bins of the band matter: they are read from the half spectrum of ``v`` (``rfft``; a bin
+``k > M/2`` is the conjugate of bin ``M - k``), weighted, and placed as one contiguous run of the
+folded spectrum. The complex result ``u`` is returned as two real planes ``(Re u, Im u)``, on which
+the modulus that follows is a cheap contiguous pass.
+
+**Placement.** Moving the whole run to another start bin multiplies ``u`` by ``exp(2πi c t / n)``,
+a phase that every later modulus removes, provided all rows that are later combined linearly are
+moved alike. The first order puts each wavelet's run at bin 0; the second order puts the runs of
+one wavelet at a common offset for all its rows.
+
+**One-sided synthesis.** When the run fits in bins ``0 .. n/2 - 1``, ``Re u = irfft(V')`` and
+``Im u = irfft(-i V')``, with ``V'`` the run halved except at bin 0: two real inverse FFTs, each half
+the cost of a complex one, that produce the planes directly. Otherwise (wide filters of small
+configurations) a complex inverse FFT does it.
+
+:func:`synthesize` is a linear autograd function whose backward is its exact adjoint (forward FFTs
+of the two planes, read at the run, scattered back onto the half spectrum), written with
+differentiable operations so that it can be differentiated again (Hessian-vector products).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["Window", "band_hull", "make_window", "synthesize", "place"]
+
+
+class Window(NamedTuple):
+    """How to read ``G`` filter bands from a half spectrum and place them for an inverse DFT.
+
+    Attributes:
+        index: bins of the half spectrum to read, ``(G, S)`` (one run per filter, input ``(B, H)``)
+            or ``(S,)`` (one filter for every row of an input ``(B, G, H)``).
+        weight: ``(G, S, 2)`` or ``(S, 2)`` real factors of the (Re, Im) of each bin read: the
+            filter value times ``2**-s``, with the sign of Im flipped where the bin is read
+            conjugated, halved on bins > 0 for a one-sided synthesis.
+        adjoint_weight: the factors of the exact adjoint (the same without the halving, divided by
+            ``n_out``).
+        offset: first bin of the run in the output spectrum.
+        n_out: length of the inverse DFT.
+        one_sided: synthesise with two real inverse FFTs (the run lies in ``0 .. n_out/2 - 1``).
+    """
+
+    index: Tensor
+    weight: Tensor
+    adjoint_weight: Tensor
+    offset: int
+    n_out: int
+    one_sided: bool
+
+
+def _circular_hull(mask: Tensor) -> tuple[int, int]:
+    """``(start, width)`` of the smallest circular interval covering the True entries of ``mask``."""
+    M = mask.shape[-1]
+    on = torch.nonzero(mask).flatten().tolist()
+    if not on:
+        return 0, 1
+    gaps = [(on[(i + 1) % len(on)] - on[i]) % M or M for i in range(len(on))]
+    i = max(range(len(on)), key=lambda i: gaps[i])  # the largest empty arc ends the interval
+    start = on[(i + 1) % len(on)]
+    return start, M - gaps[i] + 1
+
+
+def band_hull(h_f: Tensor, rel_tol: float = 1e-12) -> list[tuple[int, int]]:
+    """``(start, width)`` of each filter's band: the smallest circular run of bins holding every bin
+    where ``|h| >= rel_tol max|h|``. Dropping the other bins changes a result by less than
+    ``rel_tol`` of its scale. ``h_f``: shape ``(G, M)``."""
+    return [_circular_hull(h.abs() >= rel_tol * h.abs().max()) for h in h_f]
+
+
+def make_window(h_f: Tensor, s: int, *, shift: int | None = None, rel_tol: float = 1e-12) -> Window:
+    """Build the :class:`Window` of real filters ``h_f`` (shape ``(G, M)``, or ``(M,)`` for one filter
+    applied to every row) with decimation ``2**s`` (``n_out = M / 2**s``).
+
+    Args:
+        h_f: filters in the Fourier domain (real), dtype and device of the computation.
+        s: decimation exponent (the mean-fold's ``2**-s`` is part of the weights).
+        shift: None: every filter's run starts at output bin 0. An int ``c``: the run of the (single)
+            filter starts at ``(start - c) mod n_out``, ``start`` its band's first bin.
+        rel_tol: bins below ``rel_tol`` of a filter's peak are left out (see :func:`band_hull`).
+    """
+    single = h_f.dim() == 1
+    h2 = h_f[None] if single else h_f
+    M = h2.shape[-1]
+    n_out = M // 2**s
+    hulls = band_hull(h2, rel_tol)
+    S = max(w for _, w in hulls)
+    ar = torch.arange(S, device=h2.device)
+    k = (torch.tensor([a for a, _ in hulls], device=h2.device)[:, None] + ar) % M  # (G, S)
+    inside = ar < torch.tensor([w for _, w in hulls], device=h2.device)[:, None]
+    w = torch.gather(h2, 1, k) * inside * 2.0**-s
+    sign = torch.where(k > M // 2, -1.0, 1.0).to(w.dtype)
+    pair = torch.stack([w, w * sign], dim=-1)  # (G, S, 2)
+    offset = 0 if shift is None else (hulls[0][0] - shift) % n_out
+    one_sided = offset + S <= n_out // 2
+    half = torch.ones(S, 1, dtype=w.dtype, device=w.device)
+    if one_sided:
+        half[int(offset == 0):] = 0.5  # irfft doubles every bin but 0 (and n/2, never used)
+    index = torch.where(k <= M // 2, k, M - k)
+    if single:
+        index, pair = index[0], pair[0]
+    return Window(index, (pair * half).contiguous(), (pair / n_out).contiguous(), int(offset),
+                  n_out, one_sided)
+
+
+def place(V: Tensor, start: int, n_out: int) -> Tensor:
+    """Fold a run of bins ``start .. start + S - 1`` (last axis of ``V``) onto ``n_out`` bins:
+    ``out[(start + i) mod n_out] += V[i]``, by zero-padding (and summing wrapped blocks).
+
+    Shape: ``(..., S) -> (..., n_out)``.
+    """
+    S = V.shape[-1]
+    end = start + S
+    if end <= n_out:
+        return F.pad(V, (start, n_out - end))
+    r = -(-end // n_out)
+    W = F.pad(V, (start, r * n_out - end))
+    return W.reshape(*V.shape[:-1], r, n_out).sum(dim=-2)
+
+
+def _read(spectrum: Tensor, window: Window) -> Tensor:
+    """The weighted run of every row: ``(B, H) -> (B, G, S)`` or ``(B, G, H) -> (B, G, S)``."""
+    if window.index.dim() == 2:
+        G, S = window.index.shape
+        bins = spectrum.index_select(-1, window.index.flatten()).unflatten(-1, (G, S))
+    else:
+        bins = spectrum.index_select(-1, window.index)
+    return torch.view_as_complex(torch.view_as_real(bins) * window.weight)
+
+
+def _synthesize(spectrum: Tensor, window: Window) -> tuple[Tensor, Tensor]:
+    V = _read(spectrum, window)
+    n, S = window.n_out, V.shape[-1]
+    if window.one_sided:
+        pad = (window.offset, n // 2 + 1 - window.offset - S)
+        re = torch.fft.irfft(F.pad(V, pad), n=n)
+        im = torch.fft.irfft(F.pad(V * -1j, pad), n=n)
+        return re, im
+    u = torch.fft.ifft(place(V, window.offset, n))
+    return u.real, u.imag  # strided views: whoever stacks them copies them once
+
+
+def _adjoint(g_re: Tensor, g_im: Tensor, window: Window, n_in: int) -> Tensor:
+    """The adjoint of :func:`_synthesize`: plane gradients -> half-spectrum gradient."""
+    S = window.index.shape[-1]
+    if window.one_sided:
+        run = slice(window.offset, window.offset + S)
+        spec = torch.fft.rfft(g_re)[..., run] + 1j * torch.fft.rfft(g_im)[..., run]
+    else:
+        pos = (window.offset + torch.arange(S, device=g_re.device)) % window.n_out
+        spec = torch.fft.fft(torch.complex(g_re, g_im)).index_select(-1, pos)
+    g_bins = torch.view_as_complex(torch.view_as_real(spec) * window.adjoint_weight)  # (B, G, S)
+    if window.index.dim() == 2:
+        lead = g_bins.shape[:-2]
+        g = g_bins.new_zeros(*lead, n_in)
+        return g.index_add(-1, window.index.flatten(), g_bins.flatten(-2))
+    g = g_bins.new_zeros(*g_bins.shape[:-1], n_in)
+    return g.index_add(-1, window.index, g_bins)
+
+
+class _Synthesis(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, spectrum: Tensor, window: Window) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        ctx.window, ctx.n_in = window, spectrum.shape[-1]
+        return _synthesize(spectrum, window)
+
+    @staticmethod
+    def backward(ctx, g_re: Tensor | None, g_im: Tensor | None):  # type: ignore[override]
+        window = ctx.window
+        if g_re is None and g_im is None:
+            return None, None
+        g_re = torch.zeros_like(g_im) if g_re is None else g_re
+        g_im = torch.zeros_like(g_re) if g_im is None else g_im
+        return _adjoint(g_re, g_im, window, ctx.n_in), None
+
+
+def synthesize(spectrum: Tensor, window: Window) -> tuple[Tensor, Tensor]:
+    """Return ``(Re u, Im u)`` with ``u = IDFT_n(placed run of spectrum · filter)`` for every row.
+
+    Args:
+        spectrum: half spectrum (``rfft``) of real signals, complex. Shape ``(B, H)`` for a window
+            with per-filter runs (``index`` of shape ``(G, S)``), ``(B, G, H)`` for a window of one
+            filter (``index`` of shape ``(S,)``).
+        window: the :class:`Window`.
+
+    Returns:
+        Two real tensors of shape ``(B, G, n_out)``.
+
+    Example:
+        >>> h = torch.zeros(2, 16); h[0, 2:5] = 1.0; h[1, 5:9] = 1.0
+        >>> re, im = synthesize(torch.fft.rfft(torch.randn(3, 16)), make_window(h, 1))
+        >>> tuple(re.shape)
+        (3, 2, 8)
+    """
+    return _Synthesis.apply(spectrum, window)
