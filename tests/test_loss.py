@@ -171,3 +171,8 @@ def test_invalid_arguments(kwargs, exc, match):
 def test_grad_mult_one_is_fine_with_log1p_or_without_adam():
     SCRAPLLoss(**A, grad_mult=1.0, use_rho_log1p=True)
     SCRAPLLoss(**A, grad_mult=1.0, use_p_adam=False)
+
+
+def test_configuration_without_paths_is_refused():
+    with pytest.raises(ValueError, match="no second-order path"):
+        SCRAPLLoss(shape=256, J=2, Q1=1, Q2=1, J_fr=1, Q_fr=1)

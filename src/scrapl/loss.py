@@ -155,6 +155,9 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         self.compat = compat
 
     def _init_state(self, engine: PathEngine) -> None:
+        if engine.n_paths < 1:
+            raise ValueError(f"this configuration has no second-order path to sample "
+                             f"({engine.describe()}); increase J or the signal length")
         self.engine = engine
         self.n_paths = engine.n_paths
         self.unif_prob = 1.0 / self.n_paths
