@@ -27,9 +27,20 @@ class PathEngine(Protocol):
         signal_length: length ``N`` of the signals it accepts (last axis).
     """
 
-    n_paths: int
-    paths: Sequence[Any]
-    signal_length: int
+    @property
+    def n_paths(self) -> int:
+        """Number of paths ``P``."""
+        ...
+
+    @property
+    def paths(self) -> Sequence[Any]:
+        """Per-path metadata in path order; ``paths[k].key`` identifies path ``k``."""
+        ...
+
+    @property
+    def signal_length(self) -> int:
+        """Length ``N`` of the signals it accepts (last axis)."""
+        ...
 
     def path(self, x: Tensor, path_idx: int) -> Tensor:
         """Coefficients of path ``path_idx`` for signals ``x`` of shape ``(B, N)``: ``(B, ...)``."""

@@ -235,7 +235,7 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
             path_idx = int(path_idx.item())
         if isinstance(path_idx, bool) or not isinstance(path_idx, numbers.Integral):
             raise TypeError(f"path_idx must be an int, got {path_idx!r}")
-        if not 0 <= path_idx < self.n_paths:
+        if not 0 <= int(path_idx) < self.n_paths:
             raise ValueError(f"path_idx must be in [0, {self.n_paths}), got {path_idx!r}")
         return int(path_idx)
 

@@ -47,6 +47,9 @@ class ThetaISMixin:
 
     # provided by SCRAPLLoss
     n_paths: int
+    p: float
+    use_rho_log1p: bool
+    log1p_eps: float
     n_theta: int
     min_prob_frac: float
     eps: float

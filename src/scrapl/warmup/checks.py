@@ -124,7 +124,7 @@ def check_warmup_inputs(
     if not theta_kw:
         raise ValueError("theta_fn_kwargs must not be empty (one dict per batch)")
     if synth_fn_kwargs is None:
-        synth_kw = [{} for _ in theta_kw]
+        synth_kw: list[Mapping[str, Any]] = [{} for _ in theta_kw]
     else:
         synth_kw = _check_kwargs_list("synth_fn_kwargs", synth_fn_kwargs)
         if len(synth_kw) != len(theta_kw):

@@ -73,7 +73,7 @@ class WarmupResult:
 class _Run:
     """Validated inputs and derived settings of one warmup call."""
 
-    fns: dict[str, Callable[..., Any]]
+    fns: dict[str, Any]  # path_loss, theta_fn, synth_fn
     batches: list[WarmupBatch]
     params: list[Tensor]
     groups: list[list[Tensor]]
@@ -174,7 +174,11 @@ def _plan(a: dict[str, Any], distributed: bool | None) -> _Run:
 
 def _prepare_dir(run: _Run, save_dir) -> set[int]:
     """Record/check the configuration in ``save_dir``; return this rank's paths already done."""
-    _collective(lambda: run.rank == 0 and prepare_save_dir(save_dir, run.config), run.world)
+    def record() -> None:
+        if run.rank == 0:
+            prepare_save_dir(save_dir, run.config)
+
+    _collective(record, run.world)
     if run.world > 1:  # the others check what rank 0 recorded
         _collective(lambda: prepare_save_dir(save_dir, run.config), run.world)
     return set(existing_val_paths(save_dir)) & set(run.mine)
@@ -328,7 +332,7 @@ def run_warmup(
     logger.info(f"Starting warmup_lc_hvp with agg = {agg} for {len(run.params)} parameter(s) and "
                 f"{len(run.batches)} batch(es), {n_iter} iter "
                 f"(multibatch = {run.opts['multibatch']})")
-    if done:
+    if done and save_dir is not None:
         logger.info(f"Resuming: {len(done)} of {len(run.mine)} path(s) already in "
                     f"{os.path.abspath(save_dir)}")
     local, convergence = _collective(lambda: _compute(run, save_dir, done, progress=progress,

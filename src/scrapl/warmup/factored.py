@@ -92,6 +92,8 @@ class ThetaHessian:
     """
 
     def __init__(self, *, blocks: Tensor | None = None, full: Tensor | None = None) -> None:
+        if (blocks is None) == (full is None):
+            raise ValueError("ThetaHessian needs exactly one of blocks and full")
         self.blocks, self.full = blocks, full
 
     def apply_column(self, t: Tensor, theta_idx: Tensor) -> Tensor:
@@ -107,6 +109,7 @@ class ThetaHessian:
         if self.blocks is not None:
             cols = self.blocks[:, :, theta_idx]  # (B, nθ, k): column u_i of every block
             return cols.permute(2, 0, 1) * t.unsqueeze(-1)  # (k, B, nθ) * (k, B, 1)
+        assert self.full is not None  # exactly one of blocks and full (see __init__)
         cols = self.full[:, :, :, theta_idx]  # (B, nθ, B', k)
         return torch.einsum("bjck,kc->kbj", cols, t)  # Σ_b' H[(b,j),(b',u_i)] t[i,b']
 
@@ -272,10 +275,10 @@ class FactoredCurvature:
     def __call__(self, vectors: Tensor, index: Tensor) -> Tensor:
         """Return ``A_{index[i]} vectors[i]`` for every row; ``(k, n) -> (k, n)``."""
         k = vectors.shape[0]
-        total = None
+        total: Tensor | None = None
         for batch, bh in zip(self.batches, self.hessians, strict=True):
-            retain = bh.theta is not None
-            theta = bh.theta if retain else self.theta_fn(**batch.theta_fn_kwargs)  # (B, nθ)
+            retain = bh.theta is not None  # a retained graph is reused by the next products
+            theta = bh.theta if bh.theta is not None else self.theta_fn(**batch.theta_fn_kwargs)
             T = _jvp_rows(theta, self.params, vectors, self.theta_batching)  # (k, B, nθ), graph
             T_u = T.gather(2, index.view(k, 1, 1).expand(k, T.shape[1], 1))[..., 0]  # (k, B)
             Y = bh.hessian.apply_column(T_u.detach(), index)  # (k, B, nθ) = H D_u J v
@@ -292,4 +295,5 @@ class FactoredCurvature:
                     s[j], self.params, retain_graph=retain or j < k - 1,
                     materialize_grads=True), 1) for j in range(k)])
             total = part if total is None else total + part
+        assert total is not None  # at least one batch
         return total

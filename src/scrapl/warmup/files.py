@@ -163,6 +163,7 @@ def prepare_save_dir(save_dir: str | os.PathLike, config: Mapping[str, Any]) -> 
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
     found = read_meta(save_dir)
+    assert found is not None  # written above or by a concurrent run
     diff = _config_diff(found, config)
     if diff:
         raise ValueError(f"save_dir {save_dir} was written with a different configuration; "

@@ -52,13 +52,13 @@ class WarmupBatch:
 
     Attributes:
         theta_fn_kwargs: keyword arguments of ``theta_fn``.
-        synth_fn_kwargs: keyword arguments of ``synth_fn`` (after θ).
         target: the real signal ``x`` that ``x̂`` is compared with.
+        synth_fn_kwargs: keyword arguments of ``synth_fn`` (after θ).
     """
 
     theta_fn_kwargs: Mapping[str, Any]
+    target: Tensor
     synth_fn_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    target: Tensor | None = None
 
 
 def flat_size(params: Sequence[Tensor]) -> int:
@@ -178,7 +178,8 @@ def hvp_rows(
     v_split = _split(vectors, params)
     if theta_batching == "vmap" and k > 1:
         # s_i = Σ_params ⟨g_i, v_i⟩, (k,); its vmapped gradient with cotangent e_i gives A_{u_i} v_i
-        s = sum((g * v).reshape(k, -1).sum(dim=1) for g, v in zip(grads, v_split, strict=True))
+        s = torch.stack([(g * v).reshape(k, -1).sum(dim=1)
+                         for g, v in zip(grads, v_split, strict=True)]).sum(dim=0)
         eye = torch.eye(k, dtype=s.dtype, device=s.device)
         out = torch.autograd.grad(s, params, grad_outputs=eye, retain_graph=retain_graph,
                                   materialize_grads=True, is_grads_batched=True)
@@ -229,7 +230,7 @@ class DirectCurvature:
         multibatch: bool = False,
         theta_batching: ThetaBatching = "loop",
     ) -> None:
-        self._fns = dict(path_loss=path_loss, theta_fn=theta_fn, synth_fn=synth_fn)
+        self.path_loss, self.theta_fn, self.synth_fn = path_loss, theta_fn, synth_fn
         self.batches = list(batches)
         self.params = list(params)
         self.path_idx = path_idx
@@ -242,8 +243,9 @@ class DirectCurvature:
             self._grads = self._param_grads(self.batches[0], range(n_theta))
 
     def _param_grads(self, batch: WarmupBatch, theta_indices: Sequence[int]) -> list[Tensor]:
-        theta, loss = forward_path_loss(**self._fns, batch=batch, path_idx=self.path_idx,
-                                        n_theta=self.n_theta)
+        theta, loss = forward_path_loss(path_loss=self.path_loss, theta_fn=self.theta_fn,
+                                        synth_fn=self.synth_fn, batch=batch,
+                                        path_idx=self.path_idx, n_theta=self.n_theta)
         c = theta_loss_grad(loss, theta)
         return theta_param_grads(c, theta, self.params, theta_indices)
 
@@ -254,7 +256,7 @@ class DirectCurvature:
             grads = [g[index] for g in self._grads]  # (k, *p.shape) per parameter
             return hvp_rows(grads, self.params, vectors, theta_batching=self.theta_batching,
                             retain_graph=True)
-        total = None
+        total: Tensor | None = None
         for batch in self.batches:
             if self.theta_batching == "vmap":
                 grads = self._param_grads(batch, rows)
@@ -267,6 +269,7 @@ class DirectCurvature:
                     for i, u in enumerate(rows)
                 ])
             total = part if total is None else total + part
+        assert total is not None  # at least one batch
         return total
 
     def release(self) -> None:
