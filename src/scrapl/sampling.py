@@ -19,27 +19,46 @@ from torch import Tensor
 __all__ = ["PathSampler", "check_probs"]
 
 
-def check_probs(probs: object, n_paths: int, *, name: str = "probs", atol: float = 1e-6) -> Tensor:
+def check_probs(probs: object, n_paths: int, *, atol: float = 1e-6, min_prob: float = 0.0,
+                name: str = "probs") -> Tensor:
     """Validate a path distribution and return it as a float64 CPU tensor.
 
+    Args:
+        probs: the distribution, shape ``(n_paths,)``, floating point.
+        n_paths: the number of paths ``P``.
+        atol: allowed ``|sum(probs) - 1|`` (default 1e-6).
+        min_prob: the floor every entry must reach, up to 1e-12 (default 0).
+        name: how to call ``probs`` in error messages.
+
+    Returns:
+        ``probs`` as float64 on the CPU.
+
     Raises:
-        TypeError: if ``probs`` is not a tensor.
-        ValueError: if its shape is not ``(n_paths,)``, an entry is negative or not finite, or the
-            entries do not sum to 1 within ``atol``.
+        TypeError: if ``probs`` is not a floating-point tensor.
+        ValueError: if its shape is not ``(n_paths,)``, an entry is not finite, negative or below
+            ``min_prob``, or the entries do not sum to 1 within ``atol``.
+
+    Example:
+        >>> check_probs(torch.tensor([0.25, 0.75]), 2).dtype
+        torch.float64
     """
-    if not isinstance(probs, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(probs).__name__}")
+    if not isinstance(probs, Tensor) or not probs.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point torch.Tensor, got "
+                        f"{probs.dtype if isinstance(probs, Tensor) else type(probs).__name__}")
     if tuple(probs.shape) != (n_paths,):
         raise ValueError(f"{name} must have shape ({n_paths},), got {tuple(probs.shape)}")
     probs = probs.detach().to("cpu", torch.float64)
     if not torch.isfinite(probs).all():
         raise ValueError(f"{name} must be finite, got non-finite entries at "
                          f"{torch.nonzero(~torch.isfinite(probs)).flatten().tolist()[:5]}")
-    if (probs < 0).any():
-        raise ValueError(f"{name} must be non-negative, got min {probs.min().item():.3g}")
+    low = probs.min().item()
+    if low < 0:
+        raise ValueError(f"{name} must be non-negative, got min {low:.3g}")
+    if low < min_prob - 1e-12:
+        raise ValueError(f"{name} has entries below the floor {min_prob:.6g} (min {low:.6g})")
     total = probs.sum().item()
     if not math.isclose(total, 1.0, abs_tol=atol):
-        raise ValueError(f"{name} must sum to 1, got sum {total:.9g}")
+        raise ValueError(f"{name} must sum to 1 (within {atol:g}), got sum {total:.12g}")
     return probs
 
 

@@ -26,48 +26,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..sampling import check_probs
+
 __all__ = ["AGG_MODES", "ThetaISState", "aggregate_vals", "check_agg", "check_probs",
            "closed_form_probs"]
 
 AGG_MODES = ("none", "mean", "max", "med")
-
-
-def check_probs(
-    probs: Tensor,
-    *,
-    n_paths: int,
-    atol: float = 1e-6,
-    min_prob: float = 0.0,
-    name: str = "probs",
-) -> None:
-    """Validate a path probability vector.
-
-    Args:
-        probs: the vector, shape ``(n_paths,)``.
-        n_paths: expected length P.
-        atol: allowed ``|Σ probs − 1|``. Default 1e-6.
-        min_prob: the floor every entry must reach (up to 1e-12). Default 0.
-        name: how to call it in error messages.
-
-    Raises:
-        TypeError: if it is not a floating-point tensor.
-        ValueError: wrong shape, non-finite or negative entries, entries below ``min_prob``, or a
-            sum farther than ``atol`` from 1.
-    """
-    if not isinstance(probs, Tensor) or not probs.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {type(probs).__name__}")
-    if tuple(probs.shape) != (n_paths,):
-        raise ValueError(f"{name} must have shape ({n_paths},), got {tuple(probs.shape)}")
-    if not torch.isfinite(probs).all():
-        raise ValueError(f"{name} has non-finite entries")
-    low = probs.min().item()
-    if low < 0.0:
-        raise ValueError(f"{name} has negative entries (min {low:.3g})")
-    if low < min_prob - 1e-12:
-        raise ValueError(f"{name} has entries below the floor {min_prob:.6g} (min {low:.6g})")
-    total = probs.double().sum().item()
-    if abs(total - 1.0) > atol:
-        raise ValueError(f"{name} must sum to 1 (within {atol:g}), got {total:.12g}")
 
 
 def closed_form_probs(vals: Tensor, *, min_prob_frac: float = 0.0, eps: float = 1e-12) -> Tensor:
