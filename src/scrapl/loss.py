@@ -7,7 +7,6 @@ The module validates its arguments, builds the path engine once and delegates: s
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections import defaultdict
 from collections.abc import Iterable
@@ -17,6 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from ._checks import as_bool, as_float
 from ._logging import get_logger
 from .distance import path_distance
 from .distributed import broadcast_path, is_distributed
@@ -31,26 +31,6 @@ from .theta_is import ThetaISMixin
 log = get_logger("scrapl.scrapl_loss")
 
 __all__ = ["SCRAPLLoss"]
-
-
-def _check_number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
-                  low_open: bool = False, high_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and (value > high or (high_open and value == high)):
-        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
-    return value
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
-    return value
 
 
 class SCRAPLLoss(ThetaISMixin, nn.Module):
@@ -117,7 +97,7 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         self._init_hparams(p, use_rho_log1p, log1p_eps, grad_mult, use_p_adam, use_p_saga,
                            sample_all_paths_first, n_theta, min_prob_frac, eps, p_adam_b1,
                            p_adam_b2, p_adam_eps, compat)
-        self.sync_paths = _check_bool("sync_paths", sync_paths)
+        self.sync_paths = as_bool("sync_paths", sync_paths)
         self.J, self.Q1, self.Q2, self.J_fr, self.Q_fr, self.T, self.F = J, Q1, Q2, J_fr, Q_fr, T, F
         self.jtfs = TimeFrequencyScattering(shape, J, Q1, Q2, J_fr, Q_fr, T, F)
         self._init_state(self.jtfs)
@@ -130,13 +110,13 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
     def _init_hparams(self, p, use_rho_log1p, log1p_eps, grad_mult, use_p_adam, use_p_saga,
                       sample_all_paths_first, n_theta, min_prob_frac, eps, b1, b2, adam_eps,
                       compat) -> None:
-        self.p = _check_number("p", p, low=1.0)
-        self.use_rho_log1p = _check_bool("use_rho_log1p", use_rho_log1p)
-        self.log1p_eps = _check_number("log1p_eps", log1p_eps, low=0.0, low_open=True)
-        self.grad_mult = _check_number("grad_mult", grad_mult)
-        self.use_p_adam = _check_bool("use_p_adam", use_p_adam)
-        self.use_p_saga = _check_bool("use_p_saga", use_p_saga)
-        self.sample_all_paths_first = _check_bool("sample_all_paths_first", sample_all_paths_first)
+        self.p = as_float("p", p, low=1.0)
+        self.use_rho_log1p = as_bool("use_rho_log1p", use_rho_log1p)
+        self.log1p_eps = as_float("log1p_eps", log1p_eps, low=0.0, low_open=True)
+        self.grad_mult = as_float("grad_mult", grad_mult)
+        self.use_p_adam = as_bool("use_p_adam", use_p_adam)
+        self.use_p_saga = as_bool("use_p_saga", use_p_saga)
+        self.sample_all_paths_first = as_bool("sample_all_paths_first", sample_all_paths_first)
         if use_p_adam and not use_rho_log1p and not self.grad_mult > 1.0:
             raise ValueError(
                 f"grad_mult must be > 1 when use_p_adam=True and use_rho_log1p=False (JTFS "
@@ -144,12 +124,12 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         if isinstance(n_theta, bool) or not isinstance(n_theta, numbers.Integral) or n_theta < 1:
             raise ValueError(f"n_theta must be an int >= 1, got {n_theta!r}")
         self.n_theta = int(n_theta)
-        self.min_prob_frac = _check_number("min_prob_frac", min_prob_frac, low=0.0, high=1.0,
+        self.min_prob_frac = as_float("min_prob_frac", min_prob_frac, low=0.0, high=1.0,
                                            high_open=True)
-        self.eps = _check_number("eps", eps, low=0.0, low_open=True)
-        self.p_adam_b1 = _check_number("p_adam_b1", b1, low=0.0, high=1.0, high_open=True)
-        self.p_adam_b2 = _check_number("p_adam_b2", b2, low=0.0, high=1.0, high_open=True)
-        self.p_adam_eps = _check_number("p_adam_eps", adam_eps, low=0.0)
+        self.eps = as_float("eps", eps, low=0.0, low_open=True)
+        self.p_adam_b1 = as_float("p_adam_b1", b1, low=0.0, high=1.0, high_open=True)
+        self.p_adam_b2 = as_float("p_adam_b2", b2, low=0.0, high=1.0, high_open=True)
+        self.p_adam_eps = as_float("p_adam_eps", adam_eps, low=0.0)
         if compat not in ("paper", "reference"):
             raise ValueError(f"compat must be 'paper' or 'reference', got {compat!r}")
         self.compat = compat

@@ -1,49 +1,15 @@
-"""Argument checks shared by the optimizer and the hooks: errors name the argument and the value."""
+"""Argument checks of the optimizer and the hooks (the scalar ones are :mod:`scrapl._checks`)."""
 
 from __future__ import annotations
 
-import math
-import operator
 from collections.abc import Iterable
 
 import torch
 from torch import Tensor
 
+from .._checks import as_bool, as_float, as_int, as_int_in
 
-def as_int(name: str, value: object) -> int:
-    """Return ``value`` as an int; raise TypeError for bools and non-integers."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    try:
-        return operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
-
-
-def as_int_in(name: str, value: object, low: int, high: int | None = None) -> int:
-    """Return ``value`` as an int in ``[low, high)`` (``high=None``: unbounded above)."""
-    k = as_int(name, value)
-    if k < low or (high is not None and k >= high):
-        bounds = f">= {low}" if high is None else f"in [{low}, {high})"
-        raise ValueError(f"{name} must be {bounds}, got {value!r}")
-    return k
-
-
-def as_float(name: str, value: object) -> float:
-    """Return ``value`` as a finite float; raise TypeError for bools and non-numbers."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    x = float(value)
-    if not math.isfinite(x):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return x
-
-
-def as_bool(name: str, value: object) -> bool:
-    """Return ``value`` if it is a bool; raise TypeError otherwise."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
-    return value
+__all__ = ["as_bool", "as_float", "as_int", "as_int_in", "check_params"]
 
 
 def check_params(params: Iterable[Tensor]) -> list[Tensor]:

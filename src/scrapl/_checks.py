@@ -1,0 +1,56 @@
+"""Argument checks shared across the package: errors name the argument and the value."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+
+__all__ = ["as_bool", "as_float", "as_int", "as_int_in"]
+
+
+def as_int(name: str, value: object) -> int:
+    """Return ``value`` as an int; raise TypeError for bools and non-integers."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+
+
+def as_int_in(name: str, value: object, low: int, high: int | None = None) -> int:
+    """Return ``value`` as an int in ``[low, high)`` (``high=None``: unbounded above)."""
+    k = as_int(name, value)
+    if k < low or (high is not None and k >= high):
+        bounds = f">= {low}" if high is None else f"in [{low}, {high})"
+        raise ValueError(f"{name} must be {bounds}, got {value!r}")
+    return k
+
+
+def as_float(name: str, value: object, *, low: float | None = None, high: float | None = None,
+             low_open: bool = False, high_open: bool = False) -> float:
+    """Return ``value`` as a finite float within the given bounds.
+
+    Raises:
+        TypeError: for bools and non-numbers.
+        ValueError: for a non-finite value or one outside ``[low, high]`` (open ends with
+            ``low_open`` / ``high_open``).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    x = float(value)
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (x < low or (low_open and x == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and (x > high or (high_open and x == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+    return x
+
+
+def as_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is a bool; raise TypeError otherwise."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return value
