@@ -295,7 +295,7 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         return PathwiseOptimizer(
             params, self.n_paths, grad_mult=self.grad_mult, use_p_adam=self.use_p_adam,
             use_p_saga=self.use_p_saga, b1=self.p_adam_b1, b2=self.p_adam_b2, eps=self.p_adam_eps,
-            compat=self.compat, offload=offload)  # type: ignore[arg-type]
+            compat=self.compat, offload=offload)
 
     def attach_params(self, params: Iterable[Tensor], *, offload: bool = False) -> None:
         """Apply ``grad_mult``, P-Adam and P-SAGA to the gradients of ``params`` during backward.
