@@ -24,7 +24,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .ops import MODULUS_EPS, modulus_planes, modulus_stacked
+from .ops import MODULUS_EPS, modulus
 from .window import Window, synthesize
 
 __all__ = [
@@ -56,10 +56,10 @@ def first_order(x_rfft: Tensor, window: Window) -> Tensor:
     Returns:
         Shape ``(B, G, Np / 2**k1)`` real.
     """
-    return modulus_planes(*synthesize(x_rfft, window))
+    return modulus(synthesize(x_rfft, window))
 
 
-def second_order_temporal(U1_rfft: Tensor, window: Window) -> tuple[Tensor, Tensor]:
+def second_order_temporal(U1_rfft: Tensor, window: Window) -> Tensor:
     """Return ``Y = IDFT(fold_mean(DFT(U1) psi2_f, s))`` as planes: second-order wavelet, decimation
     ``2**s``, up to a phase common to every row of the path (placement at ``window.offset``).
 
@@ -69,8 +69,8 @@ def second_order_temporal(U1_rfft: Tensor, window: Window) -> tuple[Tensor, Tens
             decimation ``s = j2 - k1`` (``index`` of shape ``(S,)``).
 
     Returns:
-        ``(Re Y, Im Y)``, each of shape ``(B, G, M / 2**s)`` (no modulus: frequential scattering
-        follows).
+        Planes ``(Re Y, Im Y)`` of shape ``(B, 2, G, M / 2**s)`` (no modulus: frequential
+        scattering follows).
     """
     return synthesize(U1_rfft, window)
 
@@ -125,7 +125,7 @@ def frequential_scattering(planes: Tensor, op: FrequentialOperator) -> Tensor:
         out = torch.matmul(op.H_block, planes)  # (2R, 2 n1) @ (B, 2 n1, M) -> (B, 2R, M)
     else:  # real input: only the (Re H; Im H) columns
         out = torch.matmul(op.H_block[:, : planes.shape[-2]], planes)
-    return modulus_stacked(out)
+    return modulus(out.unflatten(-2, (2, out.shape[-2] // 2)))
 
 
 def unprune_rows(S: Tensor, op: FrequentialOperator, Phi: Tensor | None, M: int) -> Tensor:

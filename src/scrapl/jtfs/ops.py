@@ -13,63 +13,43 @@ from torch import Tensor
 MODULUS_EPS = 1e-12
 """Added to every modulus, as in scrapl-loss 0.1.0: ``|z| = sqrt(re^2 + im^2) + MODULUS_EPS``."""
 
-__all__ = ["MODULUS_EPS", "modulus_planes", "modulus_stacked", "rfft", "rfft_adjoint", "fold_mean",
-           "reflect_pad", "circulant_decimation_matrix"]
+__all__ = ["MODULUS_EPS", "modulus", "rfft", "rfft_adjoint", "fold_mean", "reflect_pad",
+           "circulant_decimation_matrix"]
 
 
-class _ModulusPlanes(torch.autograd.Function):
-    """``sqrt(re^2 + im^2) + eps`` of separate planes, gradient ``g (re, im) / (|z| + eps)``: finite
-    (zero) at ``z = 0``; the backward uses differentiable operations on saved inputs and output, so
-    it can be differentiated again."""
-
-    @staticmethod
-    def forward(ctx, re: Tensor, im: Tensor) -> Tensor:  # type: ignore[override]
-        out = torch.addcmul(re * re, im, im).sqrt_().add_(MODULUS_EPS)
-        ctx.save_for_backward(re, im, out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
-        re, im, out = ctx.saved_tensors
-        # out >= MODULUS_EPS > 0 in float32/float64 (the transform never runs in half precision)
-        w = grad_out / out
-        return re * w, im * w
-
-
-def modulus_planes(re: Tensor, im: Tensor) -> Tensor:
-    """Return ``|re + i im| + 1e-12`` elementwise (``sqrt(re^2 + im^2)``, as the reference).
-
-    The gradient is ``g (re, im) / (|z| + 1e-12)``: 0, not NaN, at ``z = 0``, so silent inputs give
-    zero gradients as in scrapl-loss 0.1.0 (autograd's own ``abs`` would give NaN there).
-    Shape: ``re``, ``im`` and the result alike.
-    """
-    return _ModulusPlanes.apply(re, im)
-
-
-class _ModulusStacked(torch.autograd.Function):
-    """The modulus of ``(re; im)`` stacked along axis -2, without slicing in the backward."""
+class _Modulus(torch.autograd.Function):
+    """``sqrt(re^2 + im^2) + eps`` of planes stacked on axis -3, gradient ``g (re, im) / (|z| + eps)``:
+    finite (zero) at ``z = 0``. The backward uses differentiable operations on the saved input and
+    output, so it can be differentiated again."""
 
     @staticmethod
     def forward(ctx, planes: Tensor) -> Tensor:  # type: ignore[override]
-        R = planes.shape[-2] // 2
-        re, im = planes[..., :R, :], planes[..., R:, :]
-        out = torch.addcmul(re * re, im, im).sqrt_().add_(MODULUS_EPS)
+        re, im = planes.select(-3, 0), planes.select(-3, 1)
+        out = torch.mul(re, re).addcmul_(im, im).sqrt_().add_(MODULUS_EPS)
         ctx.save_for_backward(planes, out)
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor) -> Tensor:  # type: ignore[override]
         planes, out = ctx.saved_tensors
-        w = (grad_out / out).unsqueeze(-3)  # (..., 1, R, M), broadcast over (re, im)
-        return (planes.unflatten(-2, (2, out.shape[-2])) * w).flatten(-3, -2)
+        # out >= MODULUS_EPS > 0 in float32/float64 (the transform never runs in half precision)
+        return planes * (grad_out / out).unsqueeze(-3)
 
 
-def modulus_stacked(planes: Tensor) -> Tensor:
-    """:func:`modulus_planes` of ``planes[..., :R, :]`` and ``planes[..., R:, :]``.
+def modulus(planes: Tensor) -> Tensor:
+    """Return ``|re + i im| + 1e-12`` (``sqrt(re^2 + im^2)``, as the reference) of complex data held
+    as real planes ``planes[..., 0, :, :] = re``, ``planes[..., 1, :, :] = im``.
 
-    Shape: ``(..., 2R, M) -> (..., R, M)``.
+    The gradient is ``g (re, im) / (|z| + 1e-12)``: 0, not NaN, at ``z = 0``, so silent inputs give
+    zero gradients as in scrapl-loss 0.1.0 (autograd's own ``abs`` would give NaN there).
+
+    Shape: ``(..., 2, R, M) -> (..., R, M)``.
+
+    Example:
+        >>> modulus(torch.tensor([[[3.0]], [[4.0]]])).item()
+        5.0
     """
-    return _ModulusStacked.apply(planes)
+    return _Modulus.apply(planes)
 
 
 @functools.lru_cache(maxsize=64)

@@ -239,12 +239,10 @@ class TimeFrequencyScattering(nn.Module):
             seen += takes[-1]
         levels = tuple(k1 for k1, _, _ in U1[: len(takes)])
         windows = self.psi2_windows(n2, j2, levels, U1[0][2].real.dtype)
-        re, im = [], []
-        for (_, _, U1_rfft), take, window in zip(U1, takes, windows, strict=False):
-            Y_re, Y_im = core.second_order_temporal(U1_rfft[..., :take, :], window)
-            re.append(Y_re)
-            im.append(Y_im)
-        return torch.cat(re + im, dim=-2)  # (B, 2 n1_max, M)
+        parts = [core.second_order_temporal(U1_rfft[..., :take, :], window)
+                 for (_, _, U1_rfft), take, window in zip(U1, takes, windows, strict=False)]
+        Y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-2)  # (B, 2, n1_max, M)
+        return Y.flatten(-3, -2)  # (B, 2 n1_max, M): Re rows, then Im rows
 
     def frequential(self, Y: Tensor, paths: Sequence[JTFSPath]) -> list[Tensor]:
         """Frequential filter, modulus and averagings of several paths of one ``n2`` sharing ``Y``

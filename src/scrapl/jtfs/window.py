@@ -7,8 +7,8 @@ real signal ``v`` with wavelet ``h`` and decimating by ``2**s`` (``jtfs-spec.md`
 
 so only the bins of the band matter: they are read from the half spectrum of ``v`` (``rfft``; a bin
 ``k > M/2`` is the conjugate of bin ``M - k``), weighted, and placed as one contiguous run of the
-folded spectrum. The complex result ``u`` is returned as two real planes ``(Re u, Im u)``, on which
-the modulus that follows is a cheap contiguous pass.
+folded spectrum. The complex result ``u`` is returned as two real planes ``(Re u, Im u)`` stacked on
+axis -3, on which the modulus that follows is a cheap contiguous pass.
 
 **Placement.** Moving the whole run to another start bin multiplies ``u`` by ``exp(2πi c t / n)``,
 a phase that every later modulus removes, provided all rows that are later combined linearly are
@@ -130,63 +130,59 @@ def place(V: Tensor, start: int, n_out: int) -> Tensor:
 
 
 def _read(spectrum: Tensor, window: Window) -> Tensor:
-    """The weighted run of every row: ``(B, H) -> (B, G, S)`` or ``(B, G, H) -> (B, G, S)``."""
+    """The weighted run of every row as (re, im) pairs: ``(B, H) -> (B, G, S, 2)`` (per-filter
+    runs) or ``(B, G, H) -> (B, G, S, 2)`` (one filter)."""
     if window.index.dim() == 2:
         G, S = window.index.shape
         bins = spectrum.index_select(-1, window.index.flatten()).unflatten(-1, (G, S))
     else:
         bins = spectrum.index_select(-1, window.index)
-    return torch.view_as_complex(torch.view_as_real(bins) * window.weight)
+    return torch.view_as_real(bins).mul_(window.weight)
 
 
-def _synthesize(spectrum: Tensor, window: Window) -> tuple[Tensor, Tensor]:
-    V = _read(spectrum, window)
+def _synthesize(spectrum: Tensor, window: Window) -> Tensor:
+    V = torch.view_as_complex(_read(spectrum, window))  # (B, G, S)
     n, S = window.n_out, V.shape[-1]
     if window.one_sided:
-        pad = (window.offset, n // 2 + 1 - window.offset - S)
-        re = torch.fft.irfft(F.pad(V, pad), n=n)
-        im = torch.fft.irfft(F.pad(V * -1j, pad), n=n)
-        return re, im
+        run = slice(window.offset, window.offset + S)
+        halves = V.new_zeros(*V.shape[:-2], 2, V.shape[-2], n // 2 + 1)  # (B, 2, G, n/2 + 1)
+        halves[..., 0, :, run] = V
+        torch.mul(V, -1j, out=halves[..., 1, :, run])
+        return torch.fft.irfft(halves, n=n)  # (B, 2, G, n): Re u, Im u
     u = torch.fft.ifft(place(V, window.offset, n))
-    return u.real, u.imag  # strided views: whoever stacks them copies them once
+    return torch.stack([u.real, u.imag], dim=-3)
 
 
-def _adjoint(g_re: Tensor, g_im: Tensor, window: Window, n_in: int) -> Tensor:
-    """The adjoint of :func:`_synthesize`: plane gradients -> half-spectrum gradient."""
+def _adjoint(g: Tensor, window: Window, n_in: int) -> Tensor:
+    """The adjoint of :func:`_synthesize`: gradient of the planes -> gradient of the half spectrum."""
     S = window.index.shape[-1]
     if window.one_sided:
-        run = slice(window.offset, window.offset + S)
-        spec = torch.fft.rfft(g_re)[..., run] + 1j * torch.fft.rfft(g_im)[..., run]
+        spec = torch.fft.rfft(g)[..., window.offset:window.offset + S]  # (B, 2, G, S)
+        spec = torch.add(spec.select(-3, 0), spec.select(-3, 1), alpha=1j)  # F(g_re) + i F(g_im)
     else:
-        pos = (window.offset + torch.arange(S, device=g_re.device)) % window.n_out
-        spec = torch.fft.fft(torch.complex(g_re, g_im)).index_select(-1, pos)
+        pos = (window.offset + torch.arange(S, device=g.device)) % window.n_out
+        spec = torch.fft.fft(torch.complex(g.select(-3, 0), g.select(-3, 1))).index_select(-1, pos)
     g_bins = torch.view_as_complex(torch.view_as_real(spec) * window.adjoint_weight)  # (B, G, S)
     if window.index.dim() == 2:
-        lead = g_bins.shape[:-2]
-        g = g_bins.new_zeros(*lead, n_in)
-        return g.index_add(-1, window.index.flatten(), g_bins.flatten(-2))
-    g = g_bins.new_zeros(*g_bins.shape[:-1], n_in)
-    return g.index_add(-1, window.index, g_bins)
+        out = g_bins.new_zeros(*g_bins.shape[:-2], n_in)
+        return out.index_add(-1, window.index.flatten(), g_bins.flatten(-2))
+    out = g_bins.new_zeros(*g_bins.shape[:-1], n_in)
+    return out.index_add(-1, window.index, g_bins)
 
 
 class _Synthesis(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, spectrum: Tensor, window: Window) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+    def forward(ctx, spectrum: Tensor, window: Window) -> Tensor:  # type: ignore[override]
         ctx.window, ctx.n_in = window, spectrum.shape[-1]
         return _synthesize(spectrum, window)
 
     @staticmethod
-    def backward(ctx, g_re: Tensor | None, g_im: Tensor | None):  # type: ignore[override]
-        window = ctx.window
-        if g_re is None and g_im is None:
-            return None, None
-        g_re = torch.zeros_like(g_im) if g_re is None else g_re
-        g_im = torch.zeros_like(g_re) if g_im is None else g_im
-        return _adjoint(g_re, g_im, window, ctx.n_in), None
+    def backward(ctx, g: Tensor):  # type: ignore[override]
+        return _adjoint(g, ctx.window, ctx.n_in), None
 
 
-def synthesize(spectrum: Tensor, window: Window) -> tuple[Tensor, Tensor]:
-    """Return ``(Re u, Im u)`` with ``u = IDFT_n(placed run of spectrum · filter)`` for every row.
+def synthesize(spectrum: Tensor, window: Window) -> Tensor:
+    """Return ``u = IDFT_n(placed run of spectrum · filter)`` of every row as real planes.
 
     Args:
         spectrum: half spectrum (``rfft``) of real signals, complex. Shape ``(B, H)`` for a window
@@ -195,12 +191,12 @@ def synthesize(spectrum: Tensor, window: Window) -> tuple[Tensor, Tensor]:
         window: the :class:`Window`.
 
     Returns:
-        Two real tensors of shape ``(B, G, n_out)``.
+        Shape ``(B, 2, G, n_out)`` real: ``[:, 0]`` is ``Re u``, ``[:, 1]`` is ``Im u``.
 
     Example:
         >>> h = torch.zeros(2, 16); h[0, 2:5] = 1.0; h[1, 5:9] = 1.0
-        >>> re, im = synthesize(torch.fft.rfft(torch.randn(3, 16)), make_window(h, 1))
-        >>> tuple(re.shape)
-        (3, 2, 8)
+        >>> planes = synthesize(torch.fft.rfft(torch.randn(3, 16)), make_window(h, 1))
+        >>> tuple(planes.shape)
+        (3, 2, 2, 8)
     """
     return _Synthesis.apply(spectrum, window)
