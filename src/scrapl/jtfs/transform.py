@@ -9,7 +9,7 @@ averaging) are built lazily from the buffers on first use, per device and dtype,
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -212,35 +212,37 @@ class TimeFrequencyScattering(nn.Module):
         x = x.to(dtype)
         return rfft(reflect_pad(x, self.config.pad_left, self.config.pad_right))
 
-    def first_order(self, x_rfft: Tensor, n1_max: int) -> FirstOrder:
-        """``(k1, U1, rfft(U1))`` for first-order filters ``n1 < n1_max``, grouped by decimation."""
+    def _used_groups(self, n1_max: int) -> list[tuple[int, int, int]]:
+        """``(k1, start, stop)`` of the first-order groups feeding rows ``n1 < n1_max``."""
+        return [(k1, start, min(stop, n1_max)) for k1, start, stop in self._k1_groups if start < n1_max]
+
+    def first_order_groups(self, x_rfft: Tensor, n1_max: int) -> Iterator[tuple[int, Tensor, Tensor]]:
+        """Yield ``(k1, U1, rfft(U1))`` group by group for first-order filters ``n1 < n1_max``
+        (a generator: a single path consumes each group before the next one is computed)."""
         dtype = x_rfft.real.dtype
-        out = []
-        for k1, start, stop in self._k1_groups:
-            if start >= n1_max:
-                break
-            stop = min(stop, n1_max)
+        for k1, start, stop in self._used_groups(n1_max):
             key = ("psi1_window", start, stop, k1, dtype)
             window = self._operators.get(key)
             if window is None:
                 window = self._operators[key] = make_window(self.psi1_f[start:stop].to(dtype), k1)
             U1 = core.first_order(x_rfft, window)
-            out.append((k1, U1, rfft(U1)))
-        return out
+            yield k1, U1, rfft(U1)
 
-    def second_order(self, U1: FirstOrder, n2: int, j2: int, n1_max: int) -> Tensor:
+    def first_order(self, x_rfft: Tensor, n1_max: int) -> FirstOrder:
+        """``(k1, U1, rfft(U1))`` for first-order filters ``n1 < n1_max``, grouped by decimation."""
+        return list(self.first_order_groups(x_rfft, n1_max))
+
+    def second_order(self, U1: Iterable[tuple[int, Tensor, Tensor]], n2: int, j2: int,
+                     n1_max: int) -> Tensor:
         """``Y[n2]`` on ``U1[n1]``, ``n1 < n1_max``, as stacked planes ``(Re Y; Im Y)``:
-        shape ``(B, 2 n1_max, Np/2**j2)``."""
-        takes, seen = [], 0
-        for _, _, U1_rfft in U1:
-            if seen >= n1_max:
-                break
-            takes.append(min(U1_rfft.shape[-2], n1_max - seen))
-            seen += takes[-1]
-        levels = tuple(k1 for k1, _, _ in U1[: len(takes)])
-        windows = self.psi2_windows(n2, j2, levels, U1[0][2].real.dtype)
-        parts = [core.second_order_temporal(U1_rfft[..., :take, :], window)
-                 for (_, _, U1_rfft), take, window in zip(U1, takes, windows, strict=False)]
+        shape ``(B, 2 n1_max, Np/2**j2)``. ``U1`` may be a generator (consumed group by group)."""
+        groups = self._used_groups(n1_max)
+        levels = tuple(k1 for k1, _, _ in groups)
+        parts: list[Tensor] = []
+        for (_, start, stop), (_, _, U1_rfft) in zip(groups, U1, strict=False):
+            windows = self.psi2_windows(n2, j2, levels, U1_rfft.real.dtype)
+            window = windows[len(parts)]
+            parts.append(core.second_order_temporal(U1_rfft[..., : stop - start, :], window))
         Y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-2)  # (B, 2, n1_max, M)
         return Y.flatten(-3, -2)  # (B, 2 n1_max, M): Re rows, then Im rows
 
@@ -288,7 +290,7 @@ class TimeFrequencyScattering(nn.Module):
             raise ValueError(f"path_idx must be in [0, {self.n_paths}), got {path_idx!r}")
         p = self.paths[path_idx]
         n1_max = min(p.n1_max, self.n1_limit)
-        U1 = self.first_order(self.padded_spectrum(x), n1_max)
+        U1 = self.first_order_groups(self.padded_spectrum(x), n1_max)  # streamed group by group
         return self.frequential(self.second_order(U1, p.n2, p.j2, n1_max), [p])[0]
 
     def all_paths(self, x: Tensor, path_indices: Sequence[int] | None = None) -> list[Tensor]:

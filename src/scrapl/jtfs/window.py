@@ -129,26 +129,30 @@ def place(V: Tensor, start: int, n_out: int) -> Tensor:
     return W.reshape(*V.shape[:-1], r, n_out).sum(dim=-2)
 
 
-def _read(spectrum: Tensor, window: Window) -> Tensor:
-    """The weighted run of every row as (re, im) pairs: ``(B, H) -> (B, G, S, 2)`` (per-filter
-    runs) or ``(B, G, H) -> (B, G, S, 2)`` (one filter)."""
+def _bins(spectrum: Tensor, window: Window) -> Tensor:
+    """The bins of every row's run: ``(B, H) -> (B, G, S)`` (per-filter runs) or
+    ``(B, G, H) -> (B, G, S)`` (one filter), complex, before weighting."""
     if window.index.dim() == 2:
         G, S = window.index.shape
-        bins = spectrum.index_select(-1, window.index.flatten()).unflatten(-1, (G, S))
-    else:
-        bins = spectrum.index_select(-1, window.index)
-    return torch.view_as_real(bins).mul_(window.weight)
+        return spectrum.index_select(-1, window.index.flatten()).unflatten(-1, (G, S))
+    return spectrum.index_select(-1, window.index)
 
 
 def _synthesize(spectrum: Tensor, window: Window) -> Tensor:
-    V = torch.view_as_complex(_read(spectrum, window))  # (B, G, S)
-    n, S = window.n_out, V.shape[-1]
+    bins = torch.view_as_real(_bins(spectrum, window))  # (B, G, S, 2)
+    n, (G, S) = window.n_out, bins.shape[-3:-1]
+    lead = bins.shape[:-3]
     if window.one_sided:
-        run = slice(window.offset, window.offset + S)
-        halves = V.new_zeros(*V.shape[:-2], 2, V.shape[-2], n // 2 + 1)  # (B, 2, G, n/2 + 1)
-        halves[..., 0, :, run] = V
-        torch.mul(V, -1j, out=halves[..., 1, :, run])
+        # the two half spectra (B, 2, G, n/2 + 1), every entry written once: zeros around the run,
+        # the weighted run V for Re u, -i V for Im u
+        halves = torch.empty(*lead, 2, G, n // 2 + 1, dtype=spectrum.dtype, device=spectrum.device)
+        halves[..., : window.offset].zero_()
+        halves[..., window.offset + S:].zero_()
+        run = halves[..., window.offset:window.offset + S]
+        torch.mul(bins, window.weight, out=torch.view_as_real(run.select(-3, 0)))
+        torch.mul(run.select(-3, 0), -1j, out=run.select(-3, 1))
         return torch.fft.irfft(halves, n=n)  # (B, 2, G, n): Re u, Im u
+    V = torch.view_as_complex(bins * window.weight)
     u = torch.fft.ifft(place(V, window.offset, n))
     return torch.stack([u.real, u.imag], dim=-3)
 
