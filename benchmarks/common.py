@@ -4,12 +4,20 @@ Timing: methods run **interleaved** (round-robin, the starting method rotating e
 load from other processes falls on all of them alike; a method's time is the **median** of its
 repeats and ratios are taken between medians measured in the same run.
 
-Peak memory on CPU: the growth of the process's peak resident set size (``VmHWM`` in
-``/proc/self/status``) during one call, after resetting the peak through ``/proc/self/clear_refs``
-(Linux >= 4.0). During the call glibc is told (``mallopt``) to serve every block above 64 KiB with
-``mmap`` and to return freed memory at once, so that memory freed by an earlier call cannot hide an
-allocation (PyTorch's CPU tensors come from ``malloc``; there is no caching allocator on CPU). On CUDA it is
-``torch.cuda.max_memory_allocated`` minus the memory allocated before the call.
+Peak memory of one call, two ways (CPU):
+
+* **tensors**: the largest total size of the tensor storages created during the call and alive at
+  the same time (a ``TorchDispatchMode`` sees every tensor an operator returns, forward and
+  backward; storages are counted once and released when freed). Deterministic; it leaves out
+  what is not a tensor (FFT plans and work buffers, Python objects, allocator slack).
+* **RSS**: the growth of the process's peak resident set size (``VmHWM`` in ``/proc/self/status``)
+  over its size at the start of the call, after resetting the peak through
+  ``/proc/self/clear_refs`` (Linux >= 4.0). During the call glibc is told (``mallopt``) to serve
+  every block above 64 KiB with ``mmap`` and to return freed memory at once, so that memory freed by
+  an earlier call cannot hide an allocation (PyTorch's CPU tensors come from ``malloc``; there is
+  no caching allocator on CPU). Everything counts, but it moves by a few MiB between runs.
+
+On CUDA both are ``torch.cuda.max_memory_allocated`` minus the memory allocated before the call.
 """
 
 from __future__ import annotations
@@ -25,12 +33,15 @@ import statistics
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,6 +57,7 @@ __all__ = [
     "load_average",
     "interleaved",
     "median_ms",
+    "Peak",
     "PeakMemory",
     "rel_err",
     "sync",
@@ -203,8 +215,46 @@ def median_ms(times: list[float]) -> float:
     return statistics.median(times) * 1e3 if times else float("nan")
 
 
+@dataclass(frozen=True)
+class Peak:
+    """Peak memory of one call in bytes: live tensor storages, and resident-set growth (None if
+    unavailable)."""
+
+    tensors: int
+    rss: int | None
+
+
+class _LiveTensors(TorchDispatchMode):
+    """Counts the bytes of the tensor storages created while active and still alive; keeps the peak."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._seen: set[int] = set()
+
+    def _release(self, key: int, nbytes: int) -> None:
+        self.live -= nbytes
+        self._seen.discard(key)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if not isinstance(t, torch.Tensor) or t.device.type == "meta":
+                continue
+            storage = t.untyped_storage()
+            key, nbytes = storage.data_ptr(), storage.nbytes()
+            if nbytes == 0 or key in self._seen:
+                continue
+            self._seen.add(key)
+            self.live += nbytes
+            self.peak = max(self.peak, self.live)
+            weakref.finalize(storage, self._release, key, nbytes)
+        return out
+
+
 class PeakMemory:
-    """Peak memory growth of one call, in bytes (see the module docstring for the method).
+    """Peak memory of one call (see the module docstring for the two methods).
 
     Outside :meth:`measure`, glibc's mmap and trim thresholds are pinned to the values its dynamic
     adjustment converges to in a long-running process (32 MiB, 64 MiB), so that timings outside
@@ -217,30 +267,25 @@ class PeakMemory:
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.method = "none"
         self._libc = None
         if device.type == "cuda":
             self.method = "torch.cuda.max_memory_allocated - memory_allocated before the call"
             return
+        self.method = ("tensors: peak of live tensor storages created during the call "
+                       "(TorchDispatchMode); RSS: growth of the peak resident set over the call")
         try:
             libc = ctypes.CDLL("libc.so.6")
             self._reset_peak()
         except OSError:
+            self.method += " (RSS unavailable here)"
             return
         self._libc = libc
         self._set(*self.STEADY)
-        self.method = ("growth of the peak resident set (VmHWM, reset through /proc/self/clear_refs) "
-                       "over the RSS at the start of the call; during it glibc serves blocks above "
-                       "64 KiB with mmap and returns freed memory at once (mallopt)")
 
     def _set(self, mmap_threshold: int, trim_threshold: int) -> None:
         assert self._libc is not None
         self._libc.mallopt(self.M_MMAP_THRESHOLD, mmap_threshold)
         self._libc.mallopt(self.M_TRIM_THRESHOLD, trim_threshold)
-
-    @property
-    def available(self) -> bool:
-        return self.device.type == "cuda" or self._libc is not None
 
     @staticmethod
     def _reset_peak() -> None:
@@ -254,8 +299,8 @@ class PeakMemory:
                 return int(line.split()[1]) * 1024
         raise KeyError(key)
 
-    def measure(self, fn: Callable[[], object]) -> int | None:
-        """Bytes by which the peak memory rose above the memory in use when ``fn`` started."""
+    def measure(self, fn: Callable[[], object]) -> Peak:
+        """Run ``fn`` once and return how far memory rose above what was in use when it started."""
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -263,16 +308,21 @@ class PeakMemory:
             base = torch.cuda.memory_allocated(self.device)
             fn()
             torch.cuda.synchronize(self.device)
-            return torch.cuda.max_memory_allocated(self.device) - base
+            peak = torch.cuda.max_memory_allocated(self.device) - base
+            return Peak(peak, peak)
+        tracker = _LiveTensors()
         if self._libc is None:
-            return None
+            with tracker:
+                fn()
+            return Peak(tracker.peak, None)
         self._set(*self.STRICT)
         try:
             self._libc.malloc_trim(0)
             self._reset_peak()
             base = self._status("VmRSS")
-            fn()
-            return self._status("VmHWM") - base
+            with tracker:
+                fn()
+            return Peak(tracker.peak, self._status("VmHWM") - base)
         finally:
             self._set(*self.STEADY)
 

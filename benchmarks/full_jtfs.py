@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .common import JTFSSetup, PeakMemory, interleaved, load_average, median_ms, rel_err
+from .common import JTFSSetup, Peak, PeakMemory, interleaved, load_average, median_ms, rel_err
 
 __all__ = ["FullRow", "reference_full_module", "bench_full"]
 
@@ -31,8 +31,8 @@ class FullRow:
     n_ref: int
     coef_err: float | None
     grad_err: float | None
-    ours_peak: int | None
-    ref_peak: int | None
+    ours_peak: Peak | None
+    ref_peak: Peak | None
     load: str
 
 
@@ -82,7 +82,7 @@ def bench_full(setup: JTFSSetup, *, scrapl, ref_module, batch: int, repeats: int
         row.ref_ms, row.n_ref = median_ms(times["reference"]), len(times["reference"])
         row.coef_err = rel_err(out_ours[0], out_ref[0])
         row.grad_err = rel_err(out_ours[1], out_ref[1])
-    if memory is not None and memory.available:
+    if memory is not None:
         row.ours_peak = memory.measure(methods["ours"])
         if ref is not None:
             row.ref_peak = memory.measure(methods["reference"])

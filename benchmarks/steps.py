@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .common import JTFSSetup, PeakMemory, interleaved, load_average, median_ms, rel_err, sync
+from .common import JTFSSetup, Peak, PeakMemory, interleaved, load_average, median_ms, rel_err, sync
 
 __all__ = ["StepRow", "StepResult", "spread_paths", "bench_steps"]
 
@@ -41,8 +41,8 @@ class StepRow:
     mss_ms: float
     n_ours: int
     n_ref: int
-    ours_peak: int | None = None
-    ref_peak: int | None = None
+    ours_peak: Peak | None = None
+    ref_peak: Peak | None = None
     loss_err: float | None = None
     grad_err: float | None = None
 
@@ -54,7 +54,7 @@ class StepResult:
     setup: JTFSSetup
     batch: int
     rows: list[StepRow]
-    mss_peak: int | None
+    mss_peak: Peak | None
     load_before: str
     load_after: str = ""
     summary: dict = field(default_factory=dict)
@@ -142,7 +142,7 @@ def bench_steps(setup: JTFSSetup, *, scrapl, ref_module, batch: int, paths: list
             row.ref_ms, row.n_ref = median_ms(times["reference"]), len(times["reference"])
             row.loss_err = rel_err(out_ours[0], out_ref[0])
             row.grad_err = rel_err(out_ours[1], out_ref[1])
-        if memory is not None and memory.available:
+        if memory is not None:
             row.ours_peak = memory.measure(methods["ours"])
             if ref is not None:
                 row.ref_peak = memory.measure(methods["reference"])
@@ -150,7 +150,7 @@ def bench_steps(setup: JTFSSetup, *, scrapl, ref_module, batch: int, paths: list
         log(f"  [{setup.name}] path {k} {p.key} j2={p.j2}: ours {row.ours_ms:.1f} ms, "
             f"ref {row.ref_ms if row.ref_ms is None else round(row.ref_ms, 1)} ms, "
             f"mss {row.mss_ms:.1f} ms, loss err {row.loss_err}, grad err {row.grad_err}")
-    mss_peak = memory.measure(mss_step) if memory is not None and memory.available else None
+    mss_peak = memory.measure(mss_step) if memory is not None else None
     result = StepResult(setup, batch, rows, mss_peak, load_before, load_average())
     result.summary = summarize(result)
     return result
@@ -176,10 +176,13 @@ def summarize(result: StepResult) -> dict:
         s["ref_over_ours_per_path_min"] = min(r.ref_ms / r.ours_ms for r in rows)
         s["max_loss_err"] = max(r.loss_err for r in rows)
         s["max_grad_err"] = max(r.grad_err for r in rows)
-    peaks = [(r.ours_peak, r.ref_peak) for r in rows if r.ours_peak is not None]
+    peaks = [(r.ours_peak.tensors, r.ref_peak.tensors if r.ref_peak else None)
+             for r in rows if r.ours_peak is not None]
     if peaks:
         s["ours_peak_max"] = max(o for o, _ in peaks)
         if all(r is not None for _, r in peaks):
             s["ref_peak_median"] = statistics.median(r for _, r in peaks)
-            s["ours_over_ref_peak_max"] = max(o / r for o, r in peaks if r)
+            ratios = [o / r for o, r in peaks if r]
+            s["ours_over_ref_peak_max"] = max(ratios)
+            s["ours_over_ref_peak_median"] = statistics.median(ratios)
     return s

@@ -85,3 +85,9 @@ def test_optimizer_hooks_match_reference(quick_run):
 @pytest.mark.parametrize("method", ["ours_factored", "ours_direct"])
 def test_warmup_values_match_reference(quick_run, method):
     assert quick_run[2]["warmup"][0]["max_rel_diff"][method] <= 1e-4
+
+
+@pytest.mark.parametrize("column", ["ours_peak", "ref_peak"])
+def test_step_peak_memory_is_measured(quick_run, column):
+    rows = [row for res in quick_run[2]["steps"] for row in res["rows"]]
+    assert all(row[column]["tensors"] > 0 for row in rows)
