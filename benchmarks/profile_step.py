@@ -52,6 +52,38 @@ def _stages(jtfs, x: torch.Tensor, target: torch.Tensor, k: int) -> dict[str, fl
     return t
 
 
+def fft_floor(jtfs, k: int, batch: int, repeats: int) -> float:
+    """Thread-CPU ms of just the real FFTs an exact step on path ``k`` needs: per first-order
+    filter (length ``M = Np / 2**j1``), two inverse real FFTs (the analytic signal) and one real
+    FFT (the spectrum of its modulus) for each of ``x`` and ``x_target``, then in the backward one
+    inverse and two forward real FFTs (their adjoints). Second-order and frequential work excluded.
+    """
+    p = jtfs.paths[k]
+    buffers = []
+    for _, start, stop in jtfs._used_groups(min(p.n1_max, jtfs.n1_limit)):
+        k1 = jtfs._k1(jtfs.bank.psi1[start].j)
+        M = jtfs.config.Np // 2**k1
+        G = stop - start
+        buffers.append((M, torch.zeros(batch, 2, G, M // 2 + 1, dtype=torch.complex64),
+                        torch.zeros(batch, 2, G, M), torch.zeros(batch, G, M // 2 + 1,
+                                                                  dtype=torch.complex64)))
+
+    def run() -> None:
+        for M, halves, planes, half in buffers:
+            for _ in range(2):  # x and x_target: synthesis and rfft of the modulus
+                torch.fft.irfft(halves, n=M)
+                torch.fft.rfft(planes[:, 0])
+            torch.fft.irfft(half, n=M)  # backward: adjoint of the rfft, of the synthesis
+            torch.fft.rfft(planes)
+
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.thread_time()
+        run()
+        times.append(time.thread_time() - t0)
+    return min(times[1:]) * 1e3
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", choices=sorted(SETUPS), default="paper")
@@ -60,6 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ops", type=int, default=12, help="rows of the operator table (0: none)")
+    ap.add_argument("--fft-floor", action="store_true",
+                    help="also time only the first-order FFTs an exact step needs (fft_floor)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     import scrapl
@@ -82,6 +116,9 @@ def main(argv: list[str] | None = None) -> None:
               f"step {total:.1f} ms (fastest {fastest:.1f} ms)")
         for name, ms in med.items():
             print(f"  {name:<34} {ms:8.1f} ms  {100 * ms / total:5.1f} %")
+        if args.fft_floor:
+            print(f"  first-order FFTs alone (fastest)   "
+                  f"{fft_floor(jtfs, k, args.batch, args.repeats):8.1f} ms")
         if args.ops:
             from torch.profiler import ProfilerActivity, profile
 
