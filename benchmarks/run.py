@@ -85,6 +85,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--ref-repeats", type=int, default=None,
                     help="timed steps per path for scrapl-loss 0.1.0")
     ap.add_argument("--no-memory", action="store_true", help="skip peak-memory measurements")
+    ap.add_argument("--note", default=None,
+                    help="a sentence about this run's conditions, written under the machine table")
     args = ap.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         ap.error(f"--threads must be >= 1, got {args.threads}")
@@ -128,7 +130,7 @@ def run(args: argparse.Namespace) -> dict:
     info = machine_info(device)
     info["memory_method"] = memory.method if memory is not None else "skipped"
     t_start = time.perf_counter()
-    out: dict = {"info": info, "quick": args.quick}
+    out: dict = {"info": info, "quick": args.quick, "note": args.note}
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -175,6 +177,8 @@ def render(results: dict, plot_name: str | None) -> str:
              "## Machine and software", "", *report.machine_table(info), "",
              "The CPU is shared with other processes; methods are interleaved so that ratios stay "
              "fair, but absolute times move with the load average shown beside each table.", ""]
+    if results.get("note"):
+        lines += [results["note"], ""]
     steps = {r.setup.name: r for r in results.get("steps", [])}
     full = results.get("full", [])
     if "paper" in steps:

@@ -119,33 +119,38 @@ def bench_steps(setup: JTFSSetup, *, scrapl, ref_module, batch: int, paths: list
     rows = []
     for k in paths:
         p = ours.paths[k]
-        methods = {"ours": lambda k=k: _step(lambda x: ours(x, target, path_idx=k), x0),
-                   "mss": mss_step}
+        last: dict[str, tuple] = {}  # outputs of the latest timed call of each method
+
+        def keep(name, fn, last=last):
+            def run():
+                last[name] = fn()
+            return run
+
+        steps = {"ours": lambda k=k: _step(lambda x: ours(x, target, path_idx=k), x0),
+                 "mss": mss_step}
         if ref is not None:
-            methods["reference"] = lambda k=k: _step(lambda x: ref(x, target, path_idx=k), x0)
+            steps["reference"] = lambda k=k: _step(lambda x: ref(x, target, path_idx=k), x0)
         sync(device)
         start = time.perf_counter()
-        out_ours = methods["ours"]()
+        steps["ours"]()
         sync(device)
         first_ms = (time.perf_counter() - start) * 1e3
         mss_step()  # warm-up: allocator, FFT plans
         reps = {"ours": repeats, "mss": repeats}
         if ref is not None:
             reps["reference"] = ref_repeats
-        times = interleaved(methods, reps, device)
+        times = interleaved({n: keep(n, f) for n, f in steps.items()}, reps, device)
         row = StepRow(path=k, key=p.key, j2=p.j2, n1_max=p.n1_max, ours_ms=median_ms(times["ours"]),
                       ours_first_ms=first_ms, ref_ms=None, mss_ms=median_ms(times["mss"]),
                       n_ours=len(times["ours"]), n_ref=0)
         if ref is not None:
-            out_ref = methods["reference"]()
-            out_ours = methods["ours"]()
             row.ref_ms, row.n_ref = median_ms(times["reference"]), len(times["reference"])
-            row.loss_err = rel_err(out_ours[0], out_ref[0])
-            row.grad_err = rel_err(out_ours[1], out_ref[1])
+            row.loss_err = rel_err(last["ours"][0], last["reference"][0])
+            row.grad_err = rel_err(last["ours"][1], last["reference"][1])
         if memory is not None:
-            row.ours_peak = memory.measure(methods["ours"])
+            row.ours_peak = memory.measure(steps["ours"])
             if ref is not None:
-                row.ref_peak = memory.measure(methods["reference"])
+                row.ref_peak = memory.measure(steps["reference"])
         rows.append(row)
         log(f"  [{setup.name}] path {k} {p.key} j2={p.j2}: ours {row.ours_ms:.1f} ms, "
             f"ref {row.ref_ms if row.ref_ms is None else round(row.ref_ms, 1)} ms, "
