@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,10 +30,15 @@ def _load_runner():
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory, scrapl_ref):
+    """One ``--quick`` run (one thread, restored afterwards: steadier on a shared CI machine)."""
     out = tmp_path_factory.mktemp("bench")
     paths = {"md": out / "RESULTS.md", "json": out / "results.json", "png": out / "sweep.png"}
-    status = _load_runner().main(["--quick", "--out", str(paths["md"]), "--json", str(paths["json"]),
-                                  "--plot", str(paths["png"])])
+    threads = torch.get_num_threads()
+    try:
+        status = _load_runner().main(["--quick", "--threads", "1", "--out", str(paths["md"]),
+                                      "--json", str(paths["json"]), "--plot", str(paths["png"])])
+    finally:
+        torch.set_num_threads(threads)
     return status, paths, json.loads(paths["json"].read_text())
 
 

@@ -3,14 +3,31 @@ gradients (gradcheck, gradgradcheck), silent inputs, shapes, metadata, bad confi
 
 from __future__ import annotations
 
+import doctest
+
 import pytest
 import torch
 
 from scrapl import TimeFrequencyScattering
+from scrapl.jtfs import ops, window
 from scrapl.jtfs.full import unpad_frames
+from scrapl.jtfs.ops import fold_mean
 
 E = dict(shape=4096, J=6, Q1=2, Q2=1, J_fr=2, Q_fr=1)
 TINY = dict(shape=256, J=3, Q1=1, Q2=1, J_fr=1, Q_fr=1)
+# narrow first-order wavelets: some bands fit a one-sided (two real inverse FFT) synthesis
+NARROW = dict(shape=512, J=4, Q1=8, Q2=1, J_fr=1, Q_fr=1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread (restored afterwards): on a shared CI machine, a second thread that has
+    to wait for a core turns each of the many small FFTs here from microseconds into milliseconds;
+    the results do not depend on the thread count."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -127,10 +144,11 @@ def test_silent_band_gradient_is_finite(jtfs_E):
     assert torch.isfinite(grad).all()
 
 
-def test_gradcheck_and_gradgradcheck_float64():
-    jtfs = TimeFrequencyScattering(**TINY).double()
-    y = torch.randn(1, TINY["shape"], dtype=torch.float64)
-    x = torch.randn(1, TINY["shape"], dtype=torch.float64, requires_grad=True)
+@pytest.mark.parametrize("cfg", [TINY, NARROW], ids=["tiny", "narrow"])
+def test_gradcheck_and_gradgradcheck_float64(cfg):
+    jtfs = TimeFrequencyScattering(**cfg).double()
+    y = torch.randn(1, cfg["shape"], dtype=torch.float64)
+    x = torch.randn(1, cfg["shape"], dtype=torch.float64, requires_grad=True)
     for k in (0, jtfs.n_paths - 1):
         def fn(x, k=k):
             return ((jtfs.path(x, k) - jtfs.path(y, k)) ** 2).sum()
@@ -152,6 +170,50 @@ def test_metadata(jtfs_E):
     assert paths[1].scale_cycles_per_octave == pytest.approx(0.35 * 2)
     assert paths[4].scale_cycles_per_octave == pytest.approx(-0.35 * 2)
     assert jtfs_E.describe()["J_fr"] == 2
+
+
+def _band_filters(one_sided: bool, rows: int) -> torch.Tensor:
+    """``rows`` float64 band filters on 64 bins (decimated by 2 to 32): 9 bins wide, or 20 bins
+    across bin 0, wider than half the decimated spectrum (which needs the complex inverse FFT)."""
+    h = torch.zeros(rows, 64, dtype=torch.float64)
+    width = 9 if one_sided else 20
+    for g in range(rows):
+        lo = 3 + 2 * g if one_sided else 60 - g
+        h[g, torch.arange(lo, lo + width) % 64] = torch.linspace(0.2, 1.0, width, dtype=torch.float64)
+    return h
+
+
+def _window(one_sided: bool, rows: int) -> window.Window:
+    w = window.make_window(_band_filters(one_sided, rows), 1)
+    assert w.one_sided == one_sided
+    return w
+
+
+@pytest.mark.parametrize("one_sided", [True, False], ids=["one-sided", "two-sided"])
+def test_window_synthesis_matches_filter_then_decimate(one_sided):
+    """synthesize == IDFT_{M/2}(fold_mean(DFT(v) h, 1)) up to one phase per row (removed by |.|)."""
+    w, h = _window(one_sided, 3), _band_filters(one_sided, 3)
+    v = torch.randn(2, 64, dtype=torch.float64)
+    expected = torch.fft.ifft(fold_mean(torch.fft.fft(v)[:, None] * h, 1)).abs()
+    planes = window.synthesize(torch.fft.rfft(v), w)
+    torch.testing.assert_close(planes.square().sum(-3).sqrt(), expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("one_sided", [True, False], ids=["one-sided", "two-sided"])
+def test_window_synthesis_gradcheck_and_gradgradcheck(one_sided):
+    w = _window(one_sided, 2)
+    spec = torch.randn(2, 33, dtype=torch.complex128, requires_grad=True)
+
+    def fn(spec):
+        return window.synthesize(spec, w)
+
+    assert torch.autograd.gradcheck(fn, (spec,), eps=1e-6, atol=1e-9, rtol=1e-6)
+    assert torch.autograd.gradgradcheck(fn, (spec,), eps=1e-6, atol=1e-9, rtol=1e-6)
+
+
+@pytest.mark.parametrize("module", [window, ops], ids=["window", "ops"])
+def test_doctests(module):
+    assert doctest.testmod(module, raise_on_error=False).failed == 0
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [
