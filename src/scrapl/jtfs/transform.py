@@ -1,9 +1,10 @@
 """``TimeFrequencyScattering``: the JTFS path engine (one path, many paths, or the full transform).
 
 The module validates its configuration, builds the filters once (float64 design, float32 buffers
-that follow ``.to()`` / ``.double()``), and delegates the math to :mod:`scrapl.jtfs.core`. The dense
-operators derived from the filters (frequential filters with decimation, temporal and frequential
-averaging) are built lazily from the buffers on first use, per device and dtype, and cached.
+that follow ``.to()`` / ``.double()``), and delegates the math to :mod:`scrapl.jtfs.core`. What is
+derived from the filters (the band windows of the temporal wavelets, :mod:`scrapl.jtfs.window`; the
+dense frequential filters with decimation and the temporal and frequential averagings) is built
+lazily from the buffers on first use, per device and dtype, and cached.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ class TimeFrequencyScattering(nn.Module):
         ``"phi_t"``: temporal averaging from level ``key``, real ``(n_in, n_time)`` (transposed);
         ``"phi_fr"``: frequential averaging from level ``key``, real ``(n_freq, n_in)``.
         """
-        cache_key = (kind, key, n_in, dtype)
+        cache_key = (kind, key, n_in, dtype, self.psi1_f.device)
         op = self._operators.get(cache_key)
         if op is not None:
             return op
@@ -181,7 +182,7 @@ class TimeFrequencyScattering(nn.Module):
         All runs are placed at one common offset in the length ``Np / 2**j2`` output spectrum
         (the least of their own starts, circularly), so the rows of ``Y`` share one phase.
         """
-        key = ("psi2_windows", n2, j2, levels, dtype)
+        key = ("psi2_windows", n2, j2, levels, dtype, self.psi1_f.device)
         windows = self._operators.get(key)
         if windows is None:
             n_out = self.config.Np // 2**j2
@@ -221,7 +222,7 @@ class TimeFrequencyScattering(nn.Module):
         (a generator: a single path consumes each group before the next one is computed)."""
         dtype = x_rfft.real.dtype
         for k1, start, stop in self._used_groups(n1_max):
-            key = ("psi1_window", start, stop, k1, dtype)
+            key = ("psi1_window", start, stop, k1, dtype, x_rfft.device)
             window = self._operators.get(key)
             if window is None:
                 window = self._operators[key] = make_window(self.psi1_f[start:stop].to(dtype), k1)
