@@ -12,9 +12,12 @@ Sections (all in one process, on the same inputs, methods interleaved, medians o
 
 Usage::
 
-    python benchmarks/run.py                 # everything (about an hour on a 2-core CPU)
-    python benchmarks/run.py --quick         # CI smoke test: small sizes, tens of seconds
+    python benchmarks/run.py --threads 1     # everything (about 16 minutes on a 2-core CPU)
+    python benchmarks/run.py --quick         # CI smoke test: small sizes, seconds
     python benchmarks/run.py --sections steps full --threads 2
+
+On a machine shared with other jobs, prefer ``--threads 1``: a second intra-op thread that has to
+wait for a core turns each small FFT from microseconds into milliseconds, for every method.
 
 ``scrapl bench`` calls :func:`main` with its arguments.
 """
