@@ -181,7 +181,7 @@ class FilterBank:
         return sum(1 for w in self.psi1 if w.j < j2)
 
     def _enumerate_paths(self) -> list[JTFSPath]:
-        paths = []
+        paths: list[JTFSPath] = []
         for n2, w2 in enumerate(self.psi2):
             n1_max = self.n1_max(w2.j)
             if n1_max == 0:

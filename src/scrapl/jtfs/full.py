@@ -11,6 +11,7 @@ The second-order paths are computed by the very functions :meth:`path` uses.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -18,10 +19,13 @@ from torch import Tensor
 from . import core
 from .filterbank import FirstOrderPath, JTFSPath
 
+if TYPE_CHECKING:
+    from .transform import TimeFrequencyScattering
+
 __all__ = ["first_order_paths", "full_paths", "full_transform", "unpad_frames"]
 
 
-def first_order_paths(jtfs) -> list[FirstOrderPath]:
+def first_order_paths(jtfs: TimeFrequencyScattering) -> list[FirstOrderPath]:
     """Metadata of the first-order JTFS paths ``(n_fr,)``, spin 0 and +1, in output order."""
     bank = jtfs.bank
     return [FirstOrderPath(idx=n_fr, n_fr=n_fr, j_fr=w.j, spin=int(math.copysign(1, w.xi)) if w.xi
@@ -29,12 +33,12 @@ def first_order_paths(jtfs) -> list[FirstOrderPath]:
             for n_fr, w in enumerate(bank.psi_fr) if w.xi >= 0]
 
 
-def full_paths(jtfs) -> list[FirstOrderPath | JTFSPath]:
+def full_paths(jtfs: TimeFrequencyScattering) -> list[FirstOrderPath | JTFSPath]:
     """Metadata of every path of :func:`full_transform`, in output order."""
     return [*first_order_paths(jtfs), *jtfs.paths]
 
 
-def unpad_frames(jtfs) -> slice:
+def unpad_frames(jtfs: TimeFrequencyScattering) -> slice:
     """Frames of the unpadded signal at stride ``2**log2_T``: ``ceil(pad_left / 2**log2_T)`` to
     ``ceil((pad_left + N) / 2**log2_T)`` (all frames with ``T='global'``)."""
     c = jtfs.config
@@ -44,7 +48,7 @@ def unpad_frames(jtfs) -> slice:
     return slice(-(-c.pad_left // stride), -(-(c.pad_left + c.N) // stride))
 
 
-def _first_order_jtfs(jtfs, U1) -> list[Tensor]:
+def _first_order_jtfs(jtfs: TimeFrequencyScattering, U1) -> list[Tensor]:
     """First-order paths from the grouped scalograms ``U1``."""
     c = jtfs.config
     dtype = U1[0][1].dtype
@@ -55,7 +59,7 @@ def _first_order_jtfs(jtfs, U1) -> list[Tensor]:
     X1 = torch.cat(S1, dim=-2)  # (B, n1, n_time), n1 < min(len(psi1), N_fr)
     out = []
     for p in first_order_paths(jtfs):
-        op = jtfs.operator("psi_fr", p.n_fr, X1.shape[-2], dtype)
+        op = jtfs.frequential_operator(p.n_fr, X1.shape[-2], dtype)
         # no temporal averaging at first order: pruned rows are the constant eps itself (M = 1)
         W = core.unprune_rows(core.frequential_scattering(X1, op), op, None, 1)
         if p.spin != 0:
@@ -65,7 +69,7 @@ def _first_order_jtfs(jtfs, U1) -> list[Tensor]:
     return out
 
 
-def full_transform(jtfs, x: Tensor, *, unpad: bool = True) -> Tensor:
+def full_transform(jtfs: TimeFrequencyScattering, x: Tensor, *, unpad: bool = True) -> Tensor:
     """Every JTFS path of ``x``: first order ``(n_fr,)`` then second order ``(n2, n_fr)``.
 
     Args:

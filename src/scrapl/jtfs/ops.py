@@ -23,14 +23,14 @@ class _Modulus(torch.autograd.Function):
     output, so it can be differentiated again."""
 
     @staticmethod
-    def forward(ctx, planes: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, planes: Tensor) -> Tensor:
         re, im = planes.select(-3, 0), planes.select(-3, 1)
         out = torch.mul(re, re).addcmul_(im, im).sqrt_().add_(MODULUS_EPS)
         ctx.save_for_backward(planes, out)
         return out
 
     @staticmethod
-    def backward(ctx, grad_out: Tensor) -> Tensor:  # type: ignore[override]
+    def backward(ctx, grad_out: Tensor) -> Tensor:
         planes, out = ctx.saved_tensors
         # out >= MODULUS_EPS > 0 in float32/float64 (the transform never runs in half precision)
         return planes * (grad_out / out).unsqueeze(-3)
@@ -74,12 +74,12 @@ def rfft_adjoint(g: Tensor, n: int) -> Tensor:
 
 class _RealFFT(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor) -> Tensor:
         ctx.n = x.shape[-1]
         return torch.fft.rfft(x)
 
     @staticmethod
-    def backward(ctx, g: Tensor) -> Tensor:  # type: ignore[override]
+    def backward(ctx, g: Tensor) -> Tensor:
         return rfft_adjoint(g, ctx.n)
 
 

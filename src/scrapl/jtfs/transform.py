@@ -42,7 +42,14 @@ class TimeFrequencyScattering(nn.Module):
 
     Args:
         shape: signal length ``N`` in samples.
-        J, Q1, Q2, J_fr, Q_fr, T, F: see :class:`~scrapl.jtfs.config.JTFSConfig`.
+        J: octaves of the temporal wavelets (first and second order).
+        Q1: first-order wavelets per octave.
+        Q2: second-order wavelets per octave.
+        J_fr: octaves of the frequential wavelets.
+        Q_fr: frequential wavelets per octave.
+        T: temporal averaging: ``None`` (``2**J`` samples), an int, or ``'global'``.
+        F: frequential averaging: ``None`` (``2**J_fr`` bins), an int, or ``'global'``
+            (see :class:`~scrapl.jtfs.config.JTFSConfig`).
 
     Shape:
         ``path(x, k)``: ``x`` of shape ``(B, N)`` -> ``(B, n_freq, n_time)``, the same for every path
@@ -53,6 +60,9 @@ class TimeFrequencyScattering(nn.Module):
         >>> jtfs.n_paths, tuple(jtfs.path(torch.randn(2, 4096), 0).shape)
         (28, (2, 11, 128))
     """
+
+    psi1_f: Tensor  # (n1, Np) first-order filters (a buffer)
+    psi_fr_f: Tensor  # (n_fr, N_fr) frequential filters (a buffer)
 
     def __init__(self, shape: int, J: int, Q1: int, Q2: int, J_fr: int, Q_fr: int,
                  T: AveragingArg = None, F: AveragingArg = None) -> None:
@@ -112,7 +122,7 @@ class TimeFrequencyScattering(nn.Module):
         """Levels ``k1`` at which second-order wavelets are applied (``j1`` of the filters used)."""
         return sorted({self._k1(w.j) for p in self.paths for w in self.bank.psi1[: p.n1_max]})
 
-    def _apply(self, fn, recurse=True):  # type: ignore[override]
+    def _apply(self, fn, recurse=True):
         self._operators.clear()  # derived operators follow the buffers' new device/dtype lazily
         return super()._apply(fn, recurse)
 
@@ -146,11 +156,27 @@ class TimeFrequencyScattering(nn.Module):
         return c.N_fr // 2**c.log2_F, c.n_time
 
     # -- derived operators -------------------------------------------------------------------------
-    def operator(self, kind: str, key: int, n_in: int, dtype: torch.dtype) -> Tensor:
-        """A dense linear operator derived from the filter buffers (cached per dtype and device).
+    def _buffer(self, name: str) -> Tensor:
+        buf = self._buffers[name]
+        assert buf is not None  # every registered filter buffer holds a tensor
+        return buf
 
-        ``"psi_fr"``: frequential filter ``key`` with its decimation, complex ``(n_rows, n_in)``,
-        as :class:`~scrapl.jtfs.core.FrequentialOperator` (rows that cannot reach the data dropped);
+    def frequential_operator(self, n_fr: int, n_in: int, dtype: torch.dtype) -> core.FrequentialOperator:
+        """Frequential filter ``n_fr`` with its decimation, as a complex ``(n_rows, n_in)`` operator
+        (rows that cannot reach the data dropped); cached per dtype and device."""
+        cache_key = ("psi_fr", n_fr, n_in, dtype, self.psi1_f.device)
+        op = self._operators.get(cache_key)
+        if op is None:
+            H = circulant_decimation_matrix(self.psi_fr_f[n_fr], self._k_fr(self.bank.psi_fr[n_fr].j), n_in)
+            # float32 results carry ~1e-7 rounding noise anyway; float64 keeps every row that matters
+            rel_tol = 1e-14 if dtype == torch.float64 else 1e-7
+            op = core.frequential_operator(H, rel_tol)
+            op = self._operators[cache_key] = op._replace(H_block=op.H_block.to(dtype))
+        return op
+
+    def operator(self, kind: str, key: int, n_in: int, dtype: torch.dtype) -> Tensor:
+        """A dense averaging operator derived from the filter buffers (cached per dtype and device).
+
         ``"phi_t"``: temporal averaging from level ``key``, real ``(n_in, n_time)`` (transposed);
         ``"phi_fr"``: frequential averaging from level ``key``, real ``(n_freq, n_in)``.
         """
@@ -159,20 +185,14 @@ class TimeFrequencyScattering(nn.Module):
         if op is not None:
             return op
         c = self.config
-        if kind == "psi_fr":
-            H = circulant_decimation_matrix(self.psi_fr_f[key], self._k_fr(self.bank.psi_fr[key].j), n_in)
-            # float32 results carry ~1e-7 rounding noise anyway; float64 keeps every row that matters
-            rel_tol = 1e-14 if dtype == torch.float64 else 1e-7
-            op = core.frequential_operator(H, rel_tol)
-            op = op._replace(H_block=op.H_block.to(dtype))
-        elif kind == "phi_t":
-            op = circulant_decimation_matrix(getattr(self, f"phi_f_level{key}"), c.log2_T - key, n_in)
+        if kind == "phi_t":
+            op = circulant_decimation_matrix(self._buffer(f"phi_f_level{key}"), c.log2_T - key, n_in)
             op = op.real.T.contiguous().to(dtype)
         elif kind == "phi_fr":
-            filt = getattr(self, f"phi_fr_f_level{key}")
+            filt = self._buffer(f"phi_fr_f_level{key}")
             op = circulant_decimation_matrix(filt, c.log2_F - key, n_in).real.to(dtype)
         else:
-            raise ValueError(f"kind must be 'psi_fr', 'phi_t' or 'phi_fr', got {kind!r}")
+            raise ValueError(f"kind must be 'phi_t' or 'phi_fr', got {kind!r}")
         self._operators[cache_key] = op
         return op
 
@@ -186,7 +206,7 @@ class TimeFrequencyScattering(nn.Module):
         windows = self._operators.get(key)
         if windows is None:
             n_out = self.config.Np // 2**j2
-            filters = [getattr(self, f"psi2_f_level{k1}")[n2].to(dtype) for k1 in levels]
+            filters = [self._buffer(f"psi2_f_level{k1}")[n2].to(dtype) for k1 in levels]
             starts = [band_hull(h[None])[0][0] % n_out for h in filters]
             diff = [(st - starts[0] + n_out // 2) % n_out - n_out // 2 for st in starts]
             shift = (starts[0] + min(diff)) % n_out
@@ -261,7 +281,7 @@ class TimeFrequencyScattering(nn.Module):
             by_k.setdefault(self._k_fr(p.j_fr), []).append(p)
         out: dict[int, Tensor] = {}
         for group in by_k.values():
-            ops = [self.operator("psi_fr", p.n_fr, n1, dtype) for p in group]
+            ops = [self.frequential_operator(p.n_fr, n1, dtype) for p in group]
             U2 = core.frequential_scattering(Y, ops[0] if len(ops) == 1 else core.stack_operators(ops))
             Phi = None if c.global_T else self.operator("phi_t", group[0].j2, U2.shape[-1], dtype)
             S_all = core.average_time(U2, Phi).split([o.H_block.shape[0] // 2 for o in ops], dim=-2)

@@ -40,7 +40,7 @@ class Window(NamedTuple):
     """How to read ``G`` filter bands from a half spectrum and place them for an inverse DFT.
 
     Attributes:
-        index: bins of the half spectrum to read, ``(G, S)`` (one run per filter, input ``(B, H)``)
+        bins: bins of the half spectrum to read, ``(G, S)`` (one run per filter, input ``(B, H)``)
             or ``(S,)`` (one filter for every row of an input ``(B, G, H)``).
         weight: ``(G, S, 2)`` or ``(S, 2)`` real factors of the (Re, Im) of each bin read: the
             filter value times ``2**-s``, with the sign of Im flipped where the bin is read
@@ -52,7 +52,7 @@ class Window(NamedTuple):
         one_sided: synthesise with two real inverse FFTs (the run lies in ``0 .. n_out/2 - 1``).
     """
 
-    index: Tensor
+    bins: Tensor
     weight: Tensor
     adjoint_weight: Tensor
     offset: int
@@ -132,10 +132,10 @@ def place(V: Tensor, start: int, n_out: int) -> Tensor:
 def _bins(spectrum: Tensor, window: Window) -> Tensor:
     """The bins of every row's run: ``(B, H) -> (B, G, S)`` (per-filter runs) or
     ``(B, G, H) -> (B, G, S)`` (one filter), complex, before weighting."""
-    if window.index.dim() == 2:
-        G, S = window.index.shape
-        return spectrum.index_select(-1, window.index.flatten()).unflatten(-1, (G, S))
-    return spectrum.index_select(-1, window.index)
+    if window.bins.dim() == 2:
+        G, S = window.bins.shape
+        return spectrum.index_select(-1, window.bins.flatten()).unflatten(-1, (G, S))
+    return spectrum.index_select(-1, window.bins)
 
 
 def _synthesize(spectrum: Tensor, window: Window) -> Tensor:
@@ -159,7 +159,7 @@ def _synthesize(spectrum: Tensor, window: Window) -> Tensor:
 
 def _adjoint(g: Tensor, window: Window, n_in: int) -> Tensor:
     """The adjoint of :func:`_synthesize`: gradient of the planes -> gradient of the half spectrum."""
-    S = window.index.shape[-1]
+    S = window.bins.shape[-1]
     if window.one_sided:
         spec = torch.fft.rfft(g)[..., window.offset:window.offset + S]  # (B, 2, G, S)
         spec = torch.add(spec.select(-3, 0), spec.select(-3, 1), alpha=1j)  # F(g_re) + i F(g_im)
@@ -167,21 +167,21 @@ def _adjoint(g: Tensor, window: Window, n_in: int) -> Tensor:
         pos = (window.offset + torch.arange(S, device=g.device)) % window.n_out
         spec = torch.fft.fft(torch.complex(g.select(-3, 0), g.select(-3, 1))).index_select(-1, pos)
     g_bins = torch.view_as_complex(torch.view_as_real(spec) * window.adjoint_weight)  # (B, G, S)
-    if window.index.dim() == 2:
+    if window.bins.dim() == 2:
         out = g_bins.new_zeros(*g_bins.shape[:-2], n_in)
-        return out.index_add(-1, window.index.flatten(), g_bins.flatten(-2))
+        return out.index_add(-1, window.bins.flatten(), g_bins.flatten(-2))
     out = g_bins.new_zeros(*g_bins.shape[:-1], n_in)
-    return out.index_add(-1, window.index, g_bins)
+    return out.index_add(-1, window.bins, g_bins)
 
 
 class _Synthesis(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, spectrum: Tensor, window: Window) -> Tensor:  # type: ignore[override]
+    def forward(ctx, spectrum: Tensor, window: Window) -> Tensor:
         ctx.window, ctx.n_in = window, spectrum.shape[-1]
         return _synthesize(spectrum, window)
 
     @staticmethod
-    def backward(ctx, g: Tensor):  # type: ignore[override]
+    def backward(ctx, g: Tensor):
         return _adjoint(g, ctx.window, ctx.n_in), None
 
 
@@ -190,8 +190,8 @@ def synthesize(spectrum: Tensor, window: Window) -> Tensor:
 
     Args:
         spectrum: half spectrum (``rfft``) of real signals, complex. Shape ``(B, H)`` for a window
-            with per-filter runs (``index`` of shape ``(G, S)``), ``(B, G, H)`` for a window of one
-            filter (``index`` of shape ``(S,)``).
+            with per-filter runs (``bins`` of shape ``(G, S)``), ``(B, G, H)`` for a window of one
+            filter (``bins`` of shape ``(S,)``).
         window: the :class:`Window`.
 
     Returns:
