@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -34,6 +35,16 @@ def _import_reference():
 def scrapl_ref():
     """The reference package scrapl-loss 0.1.0, imported as ``scrapl_ref``."""
     return _import_reference()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _intra_op_threads():
+    """One torch thread by default (``SCRAPL_TEST_THREADS`` to change): on a shared 2-core machine a
+    second thread that waits for a core turns microsecond FFTs into millisecond ones."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ.get("SCRAPL_TEST_THREADS", "1")))
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(autouse=True)
