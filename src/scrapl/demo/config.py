@@ -1,0 +1,122 @@
+"""The demo's settings: one frozen dataclass and three presets (default CPU run, smoke test, paper).
+
+Why the default looks the way it does (measured on a 2-core CPU box, see ``docs/demo.md``):
+
+* **Synth setting: θ_AM ∈ [3.96, 7.92] Hz ("fast"), θ_FM ∈ [2, 4] oct/s ("mid").** The envelope's
+  standard deviation is ``0.2 sr / θ_FM`` samples (0.05–0.1 s), so the AM sinusoid (at θ_AM / 2 Hz)
+  makes one to four visible lobes: a real amplitude modulation, not just a gain. With the
+  "fast" FM range the chirplet is too short for any AM to show (the AM only scales it), and with
+  the "slow" FM range it needs the paper's 4 s signals. The ±2048-sample shift (a quarter of the
+  signal) is much longer than the chirplet, which is what makes spectrogram losses fail.
+* **Signal length 8192 (1 s).** The mid-FM chirplet (≤ ±2.5 σ ≈ ±2048 samples around its centre)
+  plus the shift still fits; the JTFS costs a quarter of the paper's 32768.
+* **JTFS: J=12, Q1=8, Q2=1, J_fr=2, Q_fr=1, T='global': 70 paths.** Rates from 0.7 to 358 Hz,
+  scales ±0.7 to ±2.8 cycles/octave. Global temporal averaging makes the distance blind to the
+  shift. With 70 paths, a run of K steps visits each path about K/70 times under uniform sampling,
+  so P-Adam's per-path moments see several visits, and θ-IS can move visits to informative paths.
+* **Optimizers.** SCRAPL: vanilla SGD on P-Adam + P-SAGA updates (the seed's recipe); MSS and
+  supervised: Adam. Learning rates were tuned so that the supervised run converges within the
+  same number of steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ..jtfs.config import AveragingArg
+
+__all__ = ["DemoConfig", "RUNS", "PRESETS", "preset"]
+
+RUNS: tuple[str, ...] = ("scrapl_theta_is", "scrapl_uniform", "mss", "supervised")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Every setting of a sound-matching comparison.
+
+    Attributes:
+        n_samples, sr, am, fm, max_shift: the synthesizer (``am``: "slow"/"fast", ``fm``:
+            "slow"/"mid"/"fast", see :data:`scrapl.demo.synth.AM_RANGES` / ``FM_RANGES``).
+        J, Q1, Q2, J_fr, Q_fr, T: the JTFS of the SCRAPL runs.
+        use_rho_log1p: compare ``log1p(S / 1e-3)`` instead of ``S`` (then ``grad_mult = 1``).
+        steps, batch_size: training schedule (the same for every run).
+        lr_scrapl: SGD learning rate after P-Adam + P-SAGA. lr_adam: Adam's (MSS, supervised).
+        eval_every: validation period in steps.
+        n_train, n_val, n_test: split sizes.
+        warmup_batch, warmup_iters: θ-IS warmup batch size and power-iteration steps.
+        encoder_channels, hidden, n_fft, hop: the encoder.
+        seed: data split, initial weights, batches, reconstruction shifts and path draws.
+        runs: which runs to make, in order.
+    """
+
+    n_samples: int = 11264
+    sr: float = 8192.0
+    am: str = "fast"
+    fm: str = "mid"
+    max_shift: int = 2048
+    unit_energy: bool = True
+    J: int = 11
+    Q1: int = 8
+    Q2: int = 1
+    J_fr: int = 1
+    Q_fr: int = 1
+    T: AveragingArg = "global"
+    use_rho_log1p: bool = False
+    steps: int = 800
+    batch_size: int = 8
+    lr_scrapl: float = 1e-3
+    lr_adam: float = 1e-3
+    eval_every: int = 50
+    n_train: int = 2048
+    n_val: int = 128
+    n_test: int = 512
+    warmup_batch: int = 4
+    warmup_iters: int = 6
+    encoder_channels: tuple[int, ...] = (16, 32, 32, 64)
+    hidden: int = 64
+    n_fft: int = 512
+    hop: int = 88
+    seed: int = 0
+    runs: tuple[str, ...] = field(default=RUNS)
+
+    def __post_init__(self) -> None:
+        unknown = [r for r in self.runs if r not in RUNS]
+        if unknown or not self.runs:
+            raise ValueError(f"runs must be a non-empty subset of {RUNS}, got {self.runs!r}")
+        for name in ("steps", "batch_size", "eval_every", "warmup_batch", "warmup_iters"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.warmup_iters < 2:
+            raise ValueError(f"warmup_iters must be >= 2, got {self.warmup_iters!r}")
+        for name in ("lr_scrapl", "lr_adam"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-serialisable settings."""
+        d = asdict(self)
+        d["encoder_channels"], d["runs"] = list(self.encoder_channels), list(self.runs)
+        return d
+
+
+PRESETS: dict[str, DemoConfig] = {
+    "default": DemoConfig(),
+    # a seconds-long smoke run of every stage (tests, `scrapl demo --quick`)
+    "quick": DemoConfig(n_samples=2816, fm="fast", max_shift=512, J=8, Q1=4, Q2=1, J_fr=1, Q_fr=1, steps=12,
+                        batch_size=4, eval_every=4, n_train=64, n_val=16, n_test=16, warmup_batch=2,
+                        warmup_iters=3, encoder_channels=(4, 8), hidden=8, hop=32),
+    # the paper's chirplet setting (§4.3): 4 s signals, 315 paths; a GPU-sized job
+    "paper": DemoConfig(n_samples=32768, am="fast", fm="slow", T=None, J=12, Q2=2, J_fr=3, Q_fr=2,
+                        steps=8000, batch_size=32, lr_scrapl=1e-4, lr_adam=1e-4, eval_every=200,
+                        n_train=4096, n_val=512, n_test=1024, warmup_batch=32, warmup_iters=20,
+                        encoder_channels=(128, 128, 128, 128, 128), hidden=64, hop=256),
+}
+
+
+def preset(name: str, **overrides: Any) -> DemoConfig:
+    """Return preset ``name`` ("default", "quick" or "paper") with ``overrides`` applied."""
+    if name not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
+    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,151 @@
+"""A seconds-long smoke run of the whole sound-matching pipeline (the ``quick`` preset): θ-IS warmup,
+training with each objective, the files and figures, reproducibility by seed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import replace
+
+import pytest
+import torch
+
+pytest.importorskip("auraloss")
+pytest.importorskip("matplotlib")
+
+from scrapl.demo.config import RUNS, preset  # noqa: E402
+from scrapl.demo.data import make_data  # noqa: E402
+from scrapl.demo.run import (  # noqa: E402
+    build_encoder,
+    build_loss,
+    build_synth,
+    format_table,
+    run_demo,
+    theta_is_warmup,
+)
+from scrapl.demo.train import audio_objective, supervised_objective, train_run  # noqa: E402
+
+QUICK = preset("quick")
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    logging.getLogger("scrapl").setLevel(logging.WARNING)
+    yield
+    logging.getLogger("scrapl").setLevel(logging.INFO)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    logging.getLogger("scrapl").setLevel(logging.WARNING)
+    return run_demo(QUICK, out, progress=False), out
+
+
+def test_every_run_is_made_and_scored(quick_run):
+    result, _ = quick_run
+    assert [h.name for h in result.histories] == list(RUNS)
+    for h in result.histories:
+        assert all(0.0 <= v <= 1.0 for v in h.test_l1)
+        assert h.steps == [0, 4, 8, 12] and len(h.val_l1) == 4
+        assert len(h.train_loss) == QUICK.steps
+
+
+def test_theta_is_probabilities_are_a_distribution_over_the_paths(quick_run):
+    result, _ = quick_run
+    assert result.probs.shape == (len(result.paths),)
+    assert result.probs.min() >= 0
+    assert result.probs.sum().item() == pytest.approx(1.0, abs=1e-9)
+
+
+def test_metrics_files_hold_the_results(quick_run):
+    result, out = quick_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics["runs"]) == list(RUNS)
+    for h in result.histories:
+        assert metrics["runs"][h.name]["test_l1"] == pytest.approx({"am": h.test_l1[0], "fm": h.test_l1[1]})
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [r["run"] for r in rows] == list(RUNS)
+    assert float(rows[0]["test_l1_am_permille"]) == pytest.approx(1000 * result.histories[0].test_l1[0],
+                                                                  abs=0.051)
+    history = list(csv.DictReader((out / "val_history.csv").open()))
+    assert len(history) == sum(len(h.steps) for h in result.histories)
+
+
+@pytest.mark.parametrize("name", ["val_error.png", "theta_is_probs.png"])
+def test_figures_are_png_files(quick_run, name):
+    _, out = quick_run
+    data = (out / name).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_table_has_a_row_per_run_and_the_middle_baseline(quick_run):
+    result, _ = quick_run
+    table = format_table(result)
+    assert "always predict the middle" in table
+    assert len(table.splitlines()) == 2 + len(RUNS) + 2  # header, rule, runs, baseline, note
+
+
+def _full_distance(loss, encoder, synth, x, shifts):
+    """Mean SCRAPL distance over every path between x and the reconstruction of the encoder's θ̂."""
+    with torch.no_grad():
+        x_hat = synth(encoder(x), shifts)
+        return sum(loss(x_hat, x, path_idx=p).item() for p in range(loss.n_paths)) / loss.n_paths
+
+
+def test_scrapl_training_with_theta_is_decreases_the_full_jtfs_distance():
+    cfg = replace(QUICK, steps=40, batch_size=8, lr_scrapl=1e-2)
+    synth = build_synth(cfg)
+    data = make_data(synth, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, seed=cfg.seed)
+    encoder, loss = build_encoder(cfg), build_loss(cfg)
+    theta_is_warmup(cfg, loss, encoder, synth, data, save_dir=None, progress=False)
+    x = synth(data.val.theta, data.val.shifts)
+    shifts = synth.random_shifts(len(data.val), generator=torch.Generator().manual_seed(3))
+    before = _full_distance(loss.eval(), encoder, synth, x, shifts)
+    loss.train().attach_params(encoder.parameters())
+    objective = audio_objective(loss, synth, generator=torch.Generator().manual_seed(1))
+    sgd = torch.optim.SGD(encoder.parameters(), lr=cfg.lr_scrapl)
+    train_run("scrapl", encoder, synth, data, objective, sgd,
+              steps=cfg.steps, batch_size=cfg.batch_size, eval_every=cfg.steps, seed=0, progress=False)
+    loss.attach_params([])
+    after = _full_distance(loss.eval(), encoder, synth, x, shifts)
+    assert after < 0.9 * before
+
+
+def test_supervised_training_decreases_the_validation_error():
+    """80 steps of the (tiny) quick encoder: the validation L1 error drops by more than a fifth."""
+    cfg = replace(QUICK, steps=80, batch_size=8)
+    synth = build_synth(cfg)
+    data = make_data(synth, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, seed=cfg.seed)
+    encoder = build_encoder(cfg)
+    hist = train_run("supervised", encoder, synth, data, supervised_objective,
+                     torch.optim.Adam(encoder.parameters(), lr=3e-3), steps=cfg.steps,
+                     batch_size=cfg.batch_size, eval_every=cfg.steps, seed=0, progress=False)
+    before, after = sum(hist.val_l1[0]) / 2, sum(hist.val_l1[-1]) / 2
+    assert after < 0.8 * before
+
+
+def test_runs_are_reproducible_by_seed():
+    cfg = replace(QUICK, runs=("scrapl_uniform", "supervised"), steps=6, eval_every=3)
+    a, b = run_demo(cfg, None, progress=False), run_demo(cfg, None, progress=False)
+    for ha, hb in zip(a.histories, b.histories, strict=True):
+        assert ha.train_loss == hb.train_loss
+        assert ha.val_l1 == hb.val_l1
+
+
+def test_parallel_runs_equal_sequential_runs():
+    """Runs in two worker processes give exactly what they give one after the other."""
+    cfg = replace(QUICK, runs=("scrapl_theta_is", "supervised"), steps=4, eval_every=2)
+    seq = run_demo(cfg, None, progress=False, workers=1, threads=1)
+    par = run_demo(cfg, None, progress=False, workers=2, threads=1)
+    for hs, hp in zip(seq.histories, par.histories, strict=True):
+        assert hs.name == hp.name
+        assert hs.train_loss == hp.train_loss and hs.val_l1 == hp.val_l1
+    assert torch.equal(seq.probs, par.probs)
+    assert par.environment["parallel_runs"] == 2
+
+
+def test_bad_workers():
+    with pytest.raises(ValueError, match="workers"):
+        run_demo(QUICK, None, progress=False, workers=0)
