@@ -201,6 +201,9 @@ def _cmd_bench(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     spec = importlib.util.spec_from_file_location("scrapl_bench_runner", BENCH_RUNNER)
+    if spec is None or spec.loader is None:
+        print(f"scrapl bench: error: cannot load {BENCH_RUNNER}", file=sys.stderr)
+        return 2
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     code = module.main(list(argv))

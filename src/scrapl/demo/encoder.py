@@ -55,6 +55,9 @@ class LogFreqSpectrogram(nn.Module):
         ``x``: ``(batch, 1, N)``; output: ``(batch, 1, n_octaves * bins_per_octave, 1 + N // hop)``.
     """
 
+    window: Tensor  # (n_fft,) Hann window (a buffer)
+    fb: Tensor  # (n_bins, n_fft // 2 + 1) log-frequency filters (a buffer)
+
     def __init__(self, *, sr: float = 8192.0, n_fft: int = 512, hop: int = 64, f_min: float = 128.0,
                  n_octaves: int = 5, bins_per_octave: int = 12, eps: float = 1e-3) -> None:
         super().__init__()

@@ -268,7 +268,7 @@ def _metrics(result: DemoResult) -> dict:
             "theta_is_probs": None if result.probs is None else result.probs.tolist(), "paths": paths}
 
 
-def _csv(rows: list[list]) -> str:
+def _csv(rows: list[list[object]]) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)
     return buf.getvalue()
@@ -279,14 +279,14 @@ def write_outputs(result: DemoResult, out_dir: str | os.PathLike) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps(_metrics(result), indent=1), out / "metrics.json")
-    rows = [["run", "test_l1_am_permille", "test_l1_fm_permille", "test_l1_mean_permille", "seconds",
-             "steps", "batch_size"]]
+    rows: list[list[object]] = [["run", "test_l1_am_permille", "test_l1_fm_permille",
+                                 "test_l1_mean_permille", "seconds", "steps", "batch_size"]]
     for h in result.histories:
         am, fm = (1000 * v for v in h.test_l1)
         rows.append([h.name, f"{am:.1f}", f"{fm:.1f}", f"{(am + fm) / 2:.1f}", f"{h.seconds:.1f}",
                      result.config.steps, result.config.batch_size])
     atomic_write_text(_csv(rows), out / "metrics.csv")
-    hist_rows = [["run", "step", "val_l1_am", "val_l1_fm"]]
+    hist_rows: list[list[object]] = [["run", "step", "val_l1_am", "val_l1_fm"]]
     hist_rows += [[h.name, s, f"{am:.5f}", f"{fm:.5f}"] for h in result.histories
                   for s, (am, fm) in zip(h.steps, h.val_l1, strict=True)]
     atomic_write_text(_csv(hist_rows), out / "val_history.csv")
@@ -294,10 +294,11 @@ def write_outputs(result: DemoResult, out_dir: str | os.PathLike) -> None:
     setting = (f"chirplet, N={cfg.n_samples}, θ_AM {cfg.am}, θ_FM {cfg.fm}, shift ±{cfg.max_shift}; "
                f"{cfg.steps} steps × batch {cfg.batch_size}; seed {cfg.seed}")
     _save_figure(lambda p: plot_val_error(result.histories, p, title=setting), out / "val_error.png")
-    if result.probs is not None:
+    probs = result.probs
+    if probs is not None:
         counts = next((h.extra.get("path_counts") for h in result.histories
                        if h.name == "scrapl_theta_is"), None)
-        _save_figure(lambda p: plot_path_probs(result.paths, result.probs, p, sr=cfg.sr, counts=counts,
+        _save_figure(lambda p: plot_path_probs(result.paths, probs, p, sr=cfg.sr, counts=counts,
                                                title=f"JTFS J={cfg.J}, Q1={cfg.Q1}, Q2={cfg.Q2}, "
                                                      f"J_fr={cfg.J_fr}, Q_fr={cfg.Q_fr}: "
                                                      f"{len(result.paths)} paths"),

@@ -100,6 +100,17 @@ class ChirpletSynth(nn.Module):
     """
 
     n_theta = 2
+    t: Tensor  # (N,) time in seconds, centred (a buffer)
+    m: Tensor  # (N,) sample offsets from the centre (a buffer)
+    n_samples: int
+    sr: float
+    f0_hz: float
+    am_range: ThetaRange
+    fm_range: ThetaRange
+    max_shift: int
+    sigma0: float
+    bw_octaves: float
+    unit_energy: bool
 
     def __init__(self, *, n_samples: int = 8192, sr: float = 8192.0, f0_hz: float = 512.0,
                  am_range: ThetaRange = AM_RANGES["fast"], fm_range: ThetaRange = FM_RANGES["fast"],
