@@ -86,13 +86,14 @@ class JTFSSetup:
 
     def describe(self) -> str:
         """One line: ``N=32768, J=12, Q1=8, Q2=2, J_fr=3, Q_fr=2, T=4096, F=8``."""
-        return (f"N={self.shape}, J={self.J}, Q1={self.Q1}, Q2={self.Q2}, J_fr={self.J_fr}, "
-                f"Q_fr={self.Q_fr}, T={self.T}, F={self.F}")
+        return (
+            f"N={self.shape}, J={self.J}, Q1={self.Q1}, Q2={self.Q2}, J_fr={self.J_fr}, "
+            f"Q_fr={self.Q_fr}, T={self.T}, F={self.F}"
+        )
 
     def with_length(self, shape: int) -> JTFSSetup:
         """The same hyperparameters for another signal length."""
-        return JTFSSetup(f"N={shape}", shape, self.J, self.Q1, self.Q2, self.J_fr, self.Q_fr,
-                         self.T, self.F)
+        return JTFSSetup(f"N={shape}", shape, self.J, self.Q1, self.Q2, self.J_fr, self.Q_fr, self.T, self.F)
 
 
 SEED = JTFSSetup("seed", 48000, 12, 8, 2, 3, 2)
@@ -158,11 +159,22 @@ def _version(dist: str) -> str:
 
 def _git_commit() -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src",
-                                "benchmarks"], cwd=ROOT, capture_output=True, text=True, timeout=10,
-                               check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + (" (+ uncommitted changes in src/ or benchmarks/)" if dirty else "")
@@ -182,16 +194,16 @@ def machine_info(device: torch.device) -> dict:
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "os": platform.platform(),
-        "versions": {name: _version(name) for name in
-                     ("torch", "numpy", "scipy", "auraloss", "scrapl")},
+        "versions": {name: _version(name) for name in ("torch", "numpy", "scipy", "auraloss", "scrapl")},
         "reference": "scrapl-loss 0.1.0 (wheel unpacked as scrapl_ref, tools/fetch_reference.py)",
         "commit": _git_commit(),
         "load_average_start": load_average(),
     }
 
 
-def interleaved(methods: Mapping[str, Callable[[], object]], repeats: Mapping[str, int],
-                device: torch.device) -> dict[str, list[float]]:
+def interleaved(
+    methods: Mapping[str, Callable[[], object]], repeats: Mapping[str, int], device: torch.device
+) -> dict[str, list[float]]:
     """Time each method ``repeats[name]`` times, round-robin, rotating the order every round.
 
     Returns:
@@ -200,7 +212,7 @@ def interleaved(methods: Mapping[str, Callable[[], object]], repeats: Mapping[st
     names = list(methods)
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(max(repeats.values(), default=0)):
-        for n in names[r % len(names):] + names[: r % len(names)]:
+        for n in names[r % len(names) :] + names[: r % len(names)]:
             if len(times[n]) >= repeats[n]:
                 continue
             sync(device)
@@ -272,8 +284,10 @@ class PeakMemory:
         if device.type == "cuda":
             self.method = "torch.cuda.max_memory_allocated - memory_allocated before the call"
             return
-        self.method = ("tensors: peak of live tensor storages created during the call "
-                       "(TorchDispatchMode); RSS: growth of the peak resident set over the call")
+        self.method = (
+            "tensors: peak of live tensor storages created during the call "
+            "(TorchDispatchMode); RSS: growth of the peak resident set over the call"
+        )
         try:
             libc = ctypes.CDLL("libc.so.6")
             self._reset_peak()

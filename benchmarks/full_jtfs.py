@@ -42,13 +42,31 @@ def reference_full_module(ref_module, setup: JTFSSetup):
     from kymatio.scattering1d.frontend.torch_frontend import TimeFrequencyScatteringTorch
 
     return TimeFrequencyScatteringTorch(
-        shape=(setup.shape,), J=setup.J, Q=(setup.Q1, setup.Q2), J_fr=setup.J_fr, Q_fr=setup.Q_fr,
-        T=setup.T, F=setup.F, format="joint", out_type="array")
+        shape=(setup.shape,),
+        J=setup.J,
+        Q=(setup.Q1, setup.Q2),
+        J_fr=setup.J_fr,
+        Q_fr=setup.Q_fr,
+        T=setup.T,
+        F=setup.F,
+        format="joint",
+        out_type="array",
+    )
 
 
-def bench_full(setup: JTFSSetup, *, scrapl, ref_module, batch: int, repeats: int, ref_repeats: int,
-               device: torch.device, memory: PeakMemory | None, seed: int = 0,
-               log: Callable[[str], None] = print) -> FullRow:
+def bench_full(
+    setup: JTFSSetup,
+    *,
+    scrapl,
+    ref_module,
+    batch: int,
+    repeats: int,
+    ref_repeats: int,
+    device: torch.device,
+    memory: PeakMemory | None,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> FullRow:
     """Time the full transform's forward + backward, ours against the reference (see module doc)."""
     ours = scrapl.TimeFrequencyScattering(**setup.kwargs()).to(device)
     ref = reference_full_module(ref_module, setup).to(device) if ref_module is not None else None
@@ -71,6 +89,7 @@ def bench_full(setup: JTFSSetup, *, scrapl, ref_module, batch: int, repeats: int
     def keep(name, fn):
         def run():
             last[name] = step(fn)
+
         return run
 
     methods = {"ours": keep("ours", ours.full)}
@@ -82,8 +101,20 @@ def bench_full(setup: JTFSSetup, *, scrapl, ref_module, batch: int, repeats: int
     if ref is not None:
         reps["reference"] = ref_repeats
     times = interleaved(methods, reps, device)
-    row = FullRow(setup, batch, n_out, median_ms(times["ours"]), None, len(times["ours"]), 0,
-                  None, None, None, None, load)
+    row = FullRow(
+        setup,
+        batch,
+        n_out,
+        median_ms(times["ours"]),
+        None,
+        len(times["ours"]),
+        0,
+        None,
+        None,
+        None,
+        None,
+        load,
+    )
     if ref is not None:
         row.ref_ms, row.n_ref = median_ms(times["reference"]), len(times["reference"])
         row.coef_err = rel_err(last["ours"][0], last["reference"][0])
@@ -92,6 +123,8 @@ def bench_full(setup: JTFSSetup, *, scrapl, ref_module, batch: int, repeats: int
         row.ours_peak = memory.measure(methods["ours"])
         if ref is not None:
             row.ref_peak = memory.measure(methods["reference"])
-    log(f"  [full {setup.name}] ours {row.ours_ms:.0f} ms, ref {row.ref_ms} ms, "
-        f"coef err {row.coef_err}, grad err {row.grad_err}")
+    log(
+        f"  [full {setup.name}] ours {row.ours_ms:.0f} ms, ref {row.ref_ms} ms, "
+        f"coef err {row.coef_err}, grad err {row.grad_err}"
+    )
     return row

@@ -32,8 +32,11 @@ from scrapl.optim import PathwiseOptimizer
 __all__ = ["OptimResult", "toy_model", "bench_optim"]
 
 SEED_CONFIG = dict(shape=48000, J=12, Q1=8, Q2=2, J_fr=3, Q_fr=2)
-NAMES = {"reference": "scrapl-loss 0.1.0 `grad_hook`", "paper": "ours, `compat='paper'`",
-         "compat": "ours, `compat='reference'`"}
+NAMES = {
+    "reference": "scrapl-loss 0.1.0 `grad_hook`",
+    "paper": "ours, `compat='paper'`",
+    "compat": "ours, `compat='reference'`",
+}
 
 
 def toy_model(n_samples: int = 48000) -> nn.Module:
@@ -63,8 +66,9 @@ class _Runner:
         self.paper = PathwiseOptimizer(params, ref.n_paths)
         self.compat = PathwiseOptimizer(params, ref.n_paths, compat="reference")
         gen = torch.Generator().manual_seed(0)
-        self.grads = [[torch.randn(p.shape, generator=gen) * 1e-7 for p in params]
-                      for _ in range(n_grad_sets)]
+        self.grads = [
+            [torch.randn(p.shape, generator=gen) * 1e-7 for p in params] for _ in range(n_grad_sets)
+        ]
         self.k = 0
         self.times: dict[str, list[float]] = {name: [] for name in NAMES}
         self.max_rel_err = 0.0
@@ -110,8 +114,9 @@ def _our_state_bytes(n_samples: int, n_paths: int, visits: tuple[int, ...]) -> l
     return out
 
 
-def bench_optim(ref_module, *, steps: int = 10, distinct: int = 100,
-                config: dict | None = None) -> OptimResult:
+def bench_optim(
+    ref_module, *, steps: int = 10, distinct: int = 100, config: dict | None = None
+) -> OptimResult:
     """Median hook time per step after 1 and after ``distinct`` visited paths (see module doc).
 
     ``config``: the loss configuration (default: the seed's, 48000 samples, P = 315); the toy
@@ -133,15 +138,22 @@ def bench_optim(ref_module, *, steps: int = 10, distinct: int = 100,
         runner.step((7 * j) % distinct, timed=True)
     after_many = runner.take_medians()
     P = ref.n_paths
-    ref_bytes = sum(b.nbytes for m in (ref.p_adam_m, ref.p_adam_v, ref.prev_path_grads)
-                    for b in m.buffers())
+    ref_bytes = sum(b.nbytes for m in (ref.p_adam_m, ref.p_adam_v, ref.prev_path_grads) for b in m.buffers())
     ref.attach_params([])
     visits = (1, min(distinct, P), P)
     return OptimResult(
-        n_weights=sum(p.numel() for p in params), n_paths=P, steps=steps, distinct=distinct, after_1=after_1,
-        after_many=after_many, max_rel_err=runner.max_rel_err,
-        state_bytes={"reference": (ref_bytes,) * 3,
-                     "paper": tuple(_our_state_bytes(config["shape"], P, visits))})
+        n_weights=sum(p.numel() for p in params),
+        n_paths=P,
+        steps=steps,
+        distinct=distinct,
+        after_1=after_1,
+        after_many=after_many,
+        max_rel_err=runner.max_rel_err,
+        state_bytes={
+            "reference": (ref_bytes,) * 3,
+            "paper": tuple(_our_state_bytes(config["shape"], P, visits)),
+        },
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

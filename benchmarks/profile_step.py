@@ -64,9 +64,14 @@ def fft_floor(jtfs, k: int, batch: int, repeats: int) -> float:
         k1 = jtfs._k1(jtfs.bank.psi1[start].j)
         M = jtfs.config.Np // 2**k1
         G = stop - start
-        buffers.append((M, torch.zeros(batch, 2, G, M // 2 + 1, dtype=torch.complex64),
-                        torch.zeros(batch, 2, G, M), torch.zeros(batch, G, M // 2 + 1,
-                                                                  dtype=torch.complex64)))
+        buffers.append(
+            (
+                M,
+                torch.zeros(batch, 2, G, M // 2 + 1, dtype=torch.complex64),
+                torch.zeros(batch, 2, G, M),
+                torch.zeros(batch, G, M // 2 + 1, dtype=torch.complex64),
+            )
+        )
 
     def run() -> None:
         for M, halves, planes, half in buffers:
@@ -92,8 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ops", type=int, default=12, help="rows of the operator table (0: none)")
-    ap.add_argument("--fft-floor", action="store_true",
-                    help="also time only the first-order FFTs an exact step needs (fft_floor)")
+    ap.add_argument(
+        "--fft-floor",
+        action="store_true",
+        help="also time only the first-order FFTs an exact step needs (fft_floor)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     import scrapl
@@ -103,8 +111,10 @@ def main(argv: list[str] | None = None) -> None:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, setup.shape, generator=gen)
     target = torch.randn(args.batch, setup.shape, generator=gen)
-    print(f"{setup.describe()}, batch {args.batch}, {torch.get_num_threads()} thread(s); "
-          f"median thread-CPU ms over {args.repeats} steps\n")
+    print(
+        f"{setup.describe()}, batch {args.batch}, {torch.get_num_threads()} thread(s); "
+        f"median thread-CPU ms over {args.repeats} steps\n"
+    )
     for k in args.paths:
         p = jtfs.paths[k]
         _stages(jtfs, x, target, k)  # warm-up: cached operators
@@ -112,20 +122,26 @@ def main(argv: list[str] | None = None) -> None:
         med = {name: statistics.median(r[name] for r in runs) * 1e3 for name in runs[0]}
         total = sum(med.values())
         fastest = min(sum(r.values()) for r in runs) * 1e3
-        print(f"path {k} {p.key}: j2={p.j2}, n1_max={p.n1_max}, j_fr={p.j_fr}, spin={p.spin}; "
-              f"step {total:.1f} ms (fastest {fastest:.1f} ms)")
+        print(
+            f"path {k} {p.key}: j2={p.j2}, n1_max={p.n1_max}, j_fr={p.j_fr}, spin={p.spin}; "
+            f"step {total:.1f} ms (fastest {fastest:.1f} ms)"
+        )
         for name, ms in med.items():
             print(f"  {name:<34} {ms:8.1f} ms  {100 * ms / total:5.1f} %")
         if args.fft_floor:
-            print(f"  first-order FFTs alone (fastest)   "
-                  f"{fft_floor(jtfs, k, args.batch, args.repeats):8.1f} ms")
+            print(
+                f"  first-order FFTs alone (fastest)   {fft_floor(jtfs, k, args.batch, args.repeats):8.1f} ms"
+            )
         if args.ops:
             from torch.profiler import ProfilerActivity, profile
 
             with profile(activities=[ProfilerActivity.CPU]) as prof:
                 _stages(jtfs, x, target, k)
-            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.ops,
-                                            max_name_column_width=48))
+            print(
+                prof.key_averages().table(
+                    sort_by="self_cpu_time_total", row_limit=args.ops, max_name_column_width=48
+                )
+            )
 
 
 if __name__ == "__main__":

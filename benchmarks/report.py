@@ -5,8 +5,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-__all__ = ["step_table", "sweep_table", "full_table", "optim_table", "warmup_table",
-           "machine_table", "targets_table", "plot_sweep"]
+__all__ = [
+    "step_table",
+    "sweep_table",
+    "full_table",
+    "optim_table",
+    "warmup_table",
+    "machine_table",
+    "targets_table",
+    "plot_sweep",
+]
 
 
 def _ms(v: float | None) -> str:
@@ -42,8 +50,10 @@ def machine_table(info: dict) -> list[str]:
         ("GPU", info["gpu"]),
         ("device benchmarked", info["device"]),
         ("torch intra-op threads", info["torch_threads"]),
-        ("load average (1/5/15 min) at start / end",
-         f"{info['load_average_start']} / {info.get('load_average_end', 'n/a')}"),
+        (
+            "load average (1/5/15 min) at start / end",
+            f"{info['load_average_start']} / {info.get('load_average_end', 'n/a')}",
+        ),
         ("Python / OS", f"{info['python']} / {info['os']}"),
         ("versions", ", ".join(f"{k} {val}" for k, val in v.items())),
         ("peer", info["reference"]),
@@ -56,92 +66,122 @@ def machine_table(info: dict) -> list[str]:
 
 def step_table(res) -> list[str]:
     has_ref = any(r.ref_ms is not None for r in res.rows)
-    head = ("| path | key (n2, n_fr) | j2 | n1_max | ours ms (first call) | scrapl-loss 0.1.0 ms | "
-            "MSS ms | ref / ours | MSS / ours | peak MiB, tensors (RSS): ours / ref | loss rel. err | "
-            "grad rel. err |")
+    head = (
+        "| path | key (n2, n_fr) | j2 | n1_max | ours ms (first call) | scrapl-loss 0.1.0 ms | "
+        "MSS ms | ref / ours | MSS / ours | peak MiB, tensors (RSS): ours / ref | loss rel. err | "
+        "grad rel. err |"
+    )
     out = [head, "|" + "---|" * 12]
     for r in res.rows:
         ratio_ref = r.ref_ms / r.ours_ms if has_ref and r.ref_ms else None
         out.append(
             f"| {r.path} | {r.key} | {r.j2} | {r.n1_max} | {_ms(r.ours_ms)} ({_ms(r.ours_first_ms)}) "
             f"| {_ms(r.ref_ms)} | {_ms(r.mss_ms)} | {_x(ratio_ref)} | {_x(r.mss_ms / r.ours_ms)} "
-            f"| {_peak(r.ours_peak)} / {_peak(r.ref_peak)} | {_e(r.loss_err)} | {_e(r.grad_err)} |")
+            f"| {_peak(r.ours_peak)} / {_peak(r.ref_peak)} | {_e(r.loss_err)} | {_e(r.grad_err)} |"
+        )
     s = res.summary
     out.append(
         f"| **median over paths** | | | | **{_ms(s['ours_median_ms'])}** | "
         f"**{_ms(s.get('ref_median_ms'))}** | **{_ms(s['mss_median_ms'])}** | "
         f"**{_x(s.get('ref_over_ours'))}** | **{_x(s['mss_over_ours'])}** | "
         f"tensors: max {_mib(s.get('ours_peak_max'))} / median {_mib(s.get('ref_peak_median'))} | "
-        f"max {_e(s.get('max_loss_err'))} | max {_e(s.get('max_grad_err'))} |")
+        f"max {_e(s.get('max_loss_err'))} | max {_e(s.get('max_grad_err'))} |"
+    )
     reps = res.rows[0]
     out.append("")
-    out.append(f"Batch {res.batch}, 1 channel; {reps.n_ours} timed steps per path for ours and MSS, "
-               f"{reps.n_ref} for the reference (median). MSS peak memory: {_peak(res.mss_peak)} MiB. "
-               f"Load average before / after: {res.load_before} / {res.load_after}.")
+    out.append(
+        f"Batch {res.batch}, 1 channel; {reps.n_ours} timed steps per path for ours and MSS, "
+        f"{reps.n_ref} for the reference (median). MSS peak memory: {_peak(res.mss_peak)} MiB. "
+        f"Load average before / after: {res.load_before} / {res.load_after}."
+    )
     return out
 
 
 def sweep_table(results) -> list[str]:
-    out = ["| N | paths | ours median ms (min-max) | scrapl-loss 0.1.0 median ms | MSS ms | "
-           "ref / ours | MSS / ours | max loss rel. err | max grad rel. err |",
-           "|" + "---|" * 9]
+    out = [
+        "| N | paths | ours median ms (min-max) | scrapl-loss 0.1.0 median ms | MSS ms | "
+        "ref / ours | MSS / ours | max loss rel. err | max grad rel. err |",
+        "|" + "---|" * 9,
+    ]
     for res in results:
         s, ours = res.summary, [r.ours_ms for r in res.rows]
         out.append(
             f"| {res.setup.shape} | {len(res.rows)} | {_ms(s['ours_median_ms'])} "
             f"({_ms(min(ours))}-{_ms(max(ours))}) | {_ms(s.get('ref_median_ms'))} | "
             f"{_ms(s['mss_median_ms'])} | {_x(s.get('ref_over_ours'))} | {_x(s['mss_over_ours'])} | "
-            f"{_e(s.get('max_loss_err'))} | {_e(s.get('max_grad_err'))} |")
+            f"{_e(s.get('max_loss_err'))} | {_e(s.get('max_grad_err'))} |"
+        )
     return out
 
 
 def full_table(rows) -> list[str]:
-    out = ["| configuration | batch | paths | ours ms | vendored kymatio ms | kymatio / ours | "
-           "peak MiB, tensors (RSS): ours / kymatio | coef. rel. err | grad rel. err |",
-           "|" + "---|" * 9]
+    out = [
+        "| configuration | batch | paths | ours ms | vendored kymatio ms | kymatio / ours | "
+        "peak MiB, tensors (RSS): ours / kymatio | coef. rel. err | grad rel. err |",
+        "|" + "---|" * 9,
+    ]
     for r in rows:
         ratio = r.ref_ms / r.ours_ms if r.ref_ms else None
-        out.append(f"| {r.setup.name} ({r.setup.describe()}) | {r.batch} | {r.n_paths} | "
-                   f"{_ms(r.ours_ms)} | {_ms(r.ref_ms)} | {_x(ratio)} | {_peak(r.ours_peak)} / "
-                   f"{_peak(r.ref_peak)} | {_e(r.coef_err)} | {_e(r.grad_err)} |")
+        out.append(
+            f"| {r.setup.name} ({r.setup.describe()}) | {r.batch} | {r.n_paths} | "
+            f"{_ms(r.ours_ms)} | {_ms(r.ref_ms)} | {_x(ratio)} | {_peak(r.ours_peak)} / "
+            f"{_peak(r.ref_peak)} | {_e(r.coef_err)} | {_e(r.grad_err)} |"
+        )
     if rows:
         out += ["", f"Timed steps: ours {rows[0].n_ours}, kymatio {rows[0].n_ref} (median)."]
     return out
 
 
 def optim_table(res) -> list[str]:
-    names = {"reference": "scrapl-loss 0.1.0 `grad_hook`", "paper": "ours, `compat='paper'`",
-             "compat": "ours, `compat='reference'`"}
+    names = {
+        "reference": "scrapl-loss 0.1.0 `grad_hook`",
+        "paper": "ours, `compat='paper'`",
+        "compat": "ours, `compat='reference'`",
+    }
     d = res.distinct
-    out = [f"| implementation | ms per step, 1 visited path | ms per step, {d} visited paths | "
-           f"{d} / 1 | reference / this ({d} paths) | state MiB after 1 / {d} / all paths |",
-           "|" + "---|" * 6]
+    out = [
+        f"| implementation | ms per step, 1 visited path | ms per step, {d} visited paths | "
+        f"{d} / 1 | reference / this ({d} paths) | state MiB after 1 / {d} / all paths |",
+        "|" + "---|" * 6,
+    ]
     for key, label in names.items():
         a, b = res.after_1[key], res.after_many[key]
         mem = res.state_bytes.get(key)
         mem_s = " / ".join(_mib(m) for m in mem) if mem else "as `compat='paper'`"
-        out.append(f"| {label} | {a:.2f} | {b:.2f} | {b / a:.2f} | "
-                   f"{res.after_many['reference'] / b:.1f}x | {mem_s} |")
-    out += ["", f"The seed's toy model, {res.n_weights:,} weights (5 tensors), P = {res.n_paths}; "
-            f"hooks of one backward pass, {res.steps} timed steps per setting (median). Max "
-            f"relative error of ours (`compat='reference'`) against the reference's hook outputs "
-            f"over all steps: {res.max_rel_err:.1e}."]
+        out.append(
+            f"| {label} | {a:.2f} | {b:.2f} | {b / a:.2f} | "
+            f"{res.after_many['reference'] / b:.1f}x | {mem_s} |"
+        )
+    out += [
+        "",
+        f"The seed's toy model, {res.n_weights:,} weights (5 tensors), P = {res.n_paths}; "
+        f"hooks of one backward pass, {res.steps} timed steps per setting (median). Max "
+        f"relative error of ours (`compat='reference'`) against the reference's hook outputs "
+        f"over all steps: {res.max_rel_err:.1e}.",
+    ]
     return out
 
 
 def warmup_table(rows) -> list[str]:
-    out = ["| nθ | paths | scrapl-loss 0.1.0 ms/path | ours factored ms/path | ours direct ms/path | "
-           "ref / factored | ref / direct | max rel. diff of values (factored / direct) |",
-           "|" + "---|" * 8]
+    out = [
+        "| nθ | paths | scrapl-loss 0.1.0 ms/path | ours factored ms/path | ours direct ms/path | "
+        "ref / factored | ref / direct | max rel. diff of values (factored / direct) |",
+        "|" + "---|" * 8,
+    ]
     for r in rows:
         m = r.ms_per_path
-        out.append(f"| {r.n_theta} | {r.n_paths} | {_ms(m['reference'])} | {_ms(m['ours_factored'])} "
-                   f"| {_ms(m['ours_direct'])} | {_x(m['reference'] / m['ours_factored'])} | "
-                   f"{_x(m['reference'] / m['ours_direct'])} | {_e(r.max_rel_diff['ours_factored'])}"
-                   f" / {_e(r.max_rel_diff['ours_direct'])} |")
+        out.append(
+            f"| {r.n_theta} | {r.n_paths} | {_ms(m['reference'])} | {_ms(m['ours_factored'])} "
+            f"| {_ms(m['ours_direct'])} | {_x(m['reference'] / m['ours_factored'])} | "
+            f"{_x(m['reference'] / m['ours_direct'])} | {_e(r.max_rel_diff['ours_factored'])}"
+            f" / {_e(r.max_rel_diff['ours_direct'])} |"
+        )
     if rows:
-        out += ["", f"At most {rows[0].n_iter} power iterations (tolerance 1e-4), median of "
-                f"{rows[0].runs} runs of each method, the methods alternating."]
+        out += [
+            "",
+            f"At most {rows[0].n_iter} power iterations (tolerance 1e-4), median of "
+            f"{rows[0].runs} runs of each method, the methods alternating.",
+        ]
     return out
 
 
@@ -154,18 +194,28 @@ def targets_table(paper, full) -> list[str]:
         rows.append(f"| {name} | {value} | {'met' if ok else '**not met**'} |")
 
     if "ref_over_ours" in s:
-        add("median SCRAPL step >= 10x faster than scrapl-loss 0.1.0 (same paths)",
+        add(
+            "median SCRAPL step >= 10x faster than scrapl-loss 0.1.0 (same paths)",
             f"{s['ref_over_ours']:.1f}x (per path: >= {s['ref_over_ours_per_path_min']:.1f}x)",
-            s["ref_over_ours"] >= 10)
-    add("median SCRAPL step no slower than auraloss MSS",
-        f"MSS / ours = {s['mss_over_ours']:.2f}", s["mss_over_ours"] >= 1)
-    add("slowest path <= 3x the MSS step",
-        f"{s['slowest_over_mss']:.2f}x (path {s['slowest_path']})", s["slowest_over_mss"] <= 3)
+            s["ref_over_ours"] >= 10,
+        )
+    add(
+        "median SCRAPL step no slower than auraloss MSS",
+        f"MSS / ours = {s['mss_over_ours']:.2f}",
+        s["mss_over_ours"] >= 1,
+    )
+    add(
+        "slowest path <= 3x the MSS step",
+        f"{s['slowest_over_mss']:.2f}x (path {s['slowest_path']})",
+        s["slowest_over_mss"] <= 3,
+    )
     if "ours_over_ref_peak_max" in s:
-        add("peak memory of a step <= 1/5 of the reference's (live tensors)",
+        add(
+            "peak memory of a step <= 1/5 of the reference's (live tensors)",
             f"ours / reference: median {s['ours_over_ref_peak_median']:.2f}, "
             f"max {s['ours_over_ref_peak_max']:.2f} over the paths",
-            s["ours_over_ref_peak_max"] <= 0.2)
+            s["ours_over_ref_peak_max"] <= 0.2,
+        )
     if full is not None and full.ref_ms:
         ratio = full.ref_ms / full.ours_ms
         add("full JTFS >= 5x faster than the vendored kymatio", f"{ratio:.1f}x", ratio >= 5)
@@ -190,16 +240,23 @@ def plot_sweep(results, path: Path) -> None:
     if any(v is not None for v in ref):
         pts = [(n, v) for n, v in zip(N, ref, strict=True) if v is not None]
         ax.plot(*zip(*pts, strict=True), "s-", color="C3", label="scrapl-loss 0.1.0, median")
-    ax.plot(N, [r.summary["mss_median_ms"] for r in results], "^-", color="C2",
-            label="auraloss MultiResolutionSTFTLoss")
+    ax.plot(
+        N,
+        [r.summary["mss_median_ms"] for r in results],
+        "^-",
+        color="C2",
+        label="auraloss MultiResolutionSTFTLoss",
+    )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("signal length N (samples)")
     ax.set_ylabel("forward + backward step (ms)")
     b = results[0]
-    ax.set_title(f"One training step, batch {b.batch}, J={b.setup.J} Q1={b.setup.Q1} "
-                 f"Q2={b.setup.Q2} J_fr={b.setup.J_fr} Q_fr={b.setup.Q_fr} T={b.setup.T} F={b.setup.F}",
-                 fontsize=8)
+    ax.set_title(
+        f"One training step, batch {b.batch}, J={b.setup.J} Q1={b.setup.Q1} "
+        f"Q2={b.setup.Q2} J_fr={b.setup.J_fr} Q_fr={b.setup.Q_fr} T={b.setup.T} F={b.setup.F}",
+        fontsize=8,
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

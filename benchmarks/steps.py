@@ -86,9 +86,20 @@ def _step(loss_fn: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor):
     return loss.detach(), x.grad
 
 
-def bench_steps(setup: JTFSSetup, *, scrapl, ref_module, batch: int, paths: list[int] | None,
-                repeats: int, ref_repeats: int, device: torch.device, memory: PeakMemory | None,
-                seed: int = 0, log: Callable[[str], None] = print) -> StepResult:
+def bench_steps(
+    setup: JTFSSetup,
+    *,
+    scrapl,
+    ref_module,
+    batch: int,
+    paths: list[int] | None,
+    repeats: int,
+    ref_repeats: int,
+    device: torch.device,
+    memory: PeakMemory | None,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> StepResult:
     """Time one training step of the three losses on ``paths`` of ``setup`` (see module doc).
 
     Args:
@@ -124,10 +135,10 @@ def bench_steps(setup: JTFSSetup, *, scrapl, ref_module, batch: int, paths: list
         def keep(name, fn, last=last):
             def run():
                 last[name] = fn()
+
             return run
 
-        steps = {"ours": lambda k=k: _step(lambda x: ours(x, target, path_idx=k), x0),
-                 "mss": mss_step}
+        steps = {"ours": lambda k=k: _step(lambda x: ours(x, target, path_idx=k), x0), "mss": mss_step}
         if ref is not None:
             steps["reference"] = lambda k=k: _step(lambda x: ref(x, target, path_idx=k), x0)
         sync(device)
@@ -140,9 +151,18 @@ def bench_steps(setup: JTFSSetup, *, scrapl, ref_module, batch: int, paths: list
         if ref is not None:
             reps["reference"] = ref_repeats
         times = interleaved({n: keep(n, f) for n, f in steps.items()}, reps, device)
-        row = StepRow(path=k, key=p.key, j2=p.j2, n1_max=p.n1_max, ours_ms=median_ms(times["ours"]),
-                      ours_first_ms=first_ms, ref_ms=None, mss_ms=median_ms(times["mss"]),
-                      n_ours=len(times["ours"]), n_ref=0)
+        row = StepRow(
+            path=k,
+            key=p.key,
+            j2=p.j2,
+            n1_max=p.n1_max,
+            ours_ms=median_ms(times["ours"]),
+            ours_first_ms=first_ms,
+            ref_ms=None,
+            mss_ms=median_ms(times["mss"]),
+            n_ours=len(times["ours"]),
+            n_ref=0,
+        )
         if ref is not None:
             row.ref_ms, row.n_ref = median_ms(times["reference"]), len(times["reference"])
             row.loss_err = rel_err(last["ours"][0], last["reference"][0])
@@ -152,9 +172,11 @@ def bench_steps(setup: JTFSSetup, *, scrapl, ref_module, batch: int, paths: list
             if ref is not None:
                 row.ref_peak = memory.measure(steps["reference"])
         rows.append(row)
-        log(f"  [{setup.name}] path {k} {p.key} j2={p.j2}: ours {row.ours_ms:.1f} ms, "
+        log(
+            f"  [{setup.name}] path {k} {p.key} j2={p.j2}: ours {row.ours_ms:.1f} ms, "
             f"ref {row.ref_ms if row.ref_ms is None else round(row.ref_ms, 1)} ms, "
-            f"mss {row.mss_ms:.1f} ms, loss err {row.loss_err}, grad err {row.grad_err}")
+            f"mss {row.mss_ms:.1f} ms, loss err {row.loss_err}, grad err {row.grad_err}"
+        )
     mss_peak = memory.measure(mss_step) if memory is not None else None
     result = StepResult(setup, batch, rows, mss_peak, load_before, load_average())
     result.summary = summarize(result)
@@ -181,8 +203,11 @@ def summarize(result: StepResult) -> dict:
         s["ref_over_ours_per_path_min"] = min(r.ref_ms / r.ours_ms for r in rows)
         s["max_loss_err"] = max(r.loss_err for r in rows)
         s["max_grad_err"] = max(r.grad_err for r in rows)
-    peaks = [(r.ours_peak.tensors, r.ref_peak.tensors if r.ref_peak else None)
-             for r in rows if r.ours_peak is not None]
+    peaks = [
+        (r.ours_peak.tensors, r.ref_peak.tensors if r.ref_peak else None)
+        for r in rows
+        if r.ours_peak is not None
+    ]
     if peaks:
         s["ours_peak_max"] = max(o for o, _ in peaks)
         if all(r is not None for _, r in peaks):

@@ -52,14 +52,15 @@ class WarmupRow:
 def _problem(n_theta: int, N: int, seed: int = 42):
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        encoder = nn.Sequential(nn.Linear(N, n_theta), nn.PReLU(), nn.Linear(n_theta, n_theta),
-                                nn.Sigmoid())
-        decoder = nn.Sequential(nn.Linear(n_theta, n_theta), nn.PReLU(), nn.Linear(n_theta, N),
-                                nn.Tanh())
+        encoder = nn.Sequential(nn.Linear(N, n_theta), nn.PReLU(), nn.Linear(n_theta, n_theta), nn.Sigmoid())
+        decoder = nn.Sequential(nn.Linear(n_theta, n_theta), nn.PReLU(), nn.Linear(n_theta, N), nn.Tanh())
         batch = torch.rand(BATCH, 1, N)
-    return {"theta_fn": lambda x: encoder(x.squeeze(1)),
-            "synth_fn": lambda theta: decoder(theta).unsqueeze(1),
-            "theta_fn_kwargs": [{"x": batch}], "params": list(encoder.parameters())}
+    return {
+        "theta_fn": lambda x: encoder(x.squeeze(1)),
+        "synth_fn": lambda theta: decoder(theta).unsqueeze(1),
+        "theta_fn_kwargs": [{"x": batch}],
+        "params": list(encoder.parameters()),
+    }
 
 
 def _run_reference(ref_loss, prob, n_paths: int, n_iter: int, seed: int):
@@ -70,28 +71,51 @@ def _run_reference(ref_loss, prob, n_paths: int, n_iter: int, seed: int):
         sink = io.StringIO()
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             t0 = time.perf_counter()
-            ref_loss.warmup_lc_hvp(prob["theta_fn"], prob["synth_fn"], prob["theta_fn_kwargs"],
-                                   prob["params"], end_path_idx=n_paths, save_dir=tmp,
-                                   n_iter=n_iter)
+            ref_loss.warmup_lc_hvp(
+                prob["theta_fn"],
+                prob["synth_fn"],
+                prob["theta_fn_kwargs"],
+                prob["params"],
+                end_path_idx=n_paths,
+                save_dir=tmp,
+                n_iter=n_iter,
+            )
             wall = time.perf_counter() - t0
-        vals = [torch.load(Path(tmp) / f"vals_{p}.pt", weights_only=True).reshape(-1)
-                for p in range(n_paths)]
+        vals = [torch.load(Path(tmp) / f"vals_{p}.pt", weights_only=True).reshape(-1) for p in range(n_paths)]
     return wall, torch.stack(vals)
 
 
 def _run_ours(our_loss, prob, n_paths: int, n_iter: int, seed: int, engine: str):
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    res = our_loss.warmup_lc_hvp(prob["theta_fn"], prob["synth_fn"], prob["theta_fn_kwargs"],
-                                 prob["params"], end_path_idx=n_paths, save_dir=None,
-                                 n_iter=n_iter, engine=engine, init="reference", progress=False)
+    res = our_loss.warmup_lc_hvp(
+        prob["theta_fn"],
+        prob["synth_fn"],
+        prob["theta_fn_kwargs"],
+        prob["params"],
+        end_path_idx=n_paths,
+        save_dir=None,
+        n_iter=n_iter,
+        engine=engine,
+        init="reference",
+        progress=False,
+    )
     wall = time.perf_counter() - t0
     return wall, torch.stack([res.vals[p].reshape(-1) for p in range(n_paths)])
 
 
-def bench_warmup(*, scrapl, ref_module, n_thetas=(2, 14), n_paths: int = 3, n_iter: int = 20,
-                 repeats: int = 2, seed: int = 0, setup: dict | None = None,
-                 log=print) -> list[WarmupRow]:
+def bench_warmup(
+    *,
+    scrapl,
+    ref_module,
+    n_thetas=(2, 14),
+    n_paths: int = 3,
+    n_iter: int = 20,
+    repeats: int = 2,
+    seed: int = 0,
+    setup: dict | None = None,
+    log=print,
+) -> list[WarmupRow]:
     """Warmup time per path and agreement of values, for every nθ (see module doc).
 
     ``setup``: the loss configuration (default :data:`WARMUP_SETUP`, the seed's warmup example).
@@ -104,26 +128,33 @@ def bench_warmup(*, scrapl, ref_module, n_thetas=(2, 14), n_paths: int = 3, n_it
         ref = ref_module.SCRAPLLoss(**setup, n_theta=n_theta)
         runs = {
             "reference": lambda ref=ref, prob=prob: _run_reference(ref, prob, n_paths, n_iter, seed),
-            "ours_factored": lambda ours=ours, prob=prob: _run_ours(ours, prob, n_paths, n_iter,
-                                                                   seed, "factored"),
-            "ours_direct": lambda ours=ours, prob=prob: _run_ours(ours, prob, n_paths, n_iter, seed,
-                                                                 "direct"),
+            "ours_factored": lambda ours=ours, prob=prob: _run_ours(
+                ours, prob, n_paths, n_iter, seed, "factored"
+            ),
+            "ours_direct": lambda ours=ours, prob=prob: _run_ours(
+                ours, prob, n_paths, n_iter, seed, "direct"
+            ),
         }
         _run_ours(ours, prob, 1, 2, seed, "factored")  # warm-up (allocator, vmap rules)
         walls: dict[str, list[float]] = {m: [] for m in METHODS}
         vals = {}
         for r in range(repeats):
-            for m in METHODS[r % 3:] + METHODS[: r % 3]:
+            for m in METHODS[r % 3 :] + METHODS[: r % 3]:
                 wall, v = runs[m]()
                 walls[m].append(wall)
                 vals[m] = v
         ms = {m: sorted(w)[len(w) // 2] * 1e3 / n_paths for m, w in walls.items()}
         ref_vals = vals["reference"]
-        diff = {m: ((vals[m] - ref_vals).abs() / ref_vals.abs().clamp_min(1e-30)).max().item()
-                for m in METHODS[1:]}
+        diff = {
+            m: ((vals[m] - ref_vals).abs() / ref_vals.abs().clamp_min(1e-30)).max().item()
+            for m in METHODS[1:]
+        }
         rows.append(WarmupRow(setup, n_theta, n_paths, n_iter, ms, repeats, diff))
-        log(f"  [warmup nθ={n_theta}] " + ", ".join(f"{m} {v:.0f} ms/path" for m, v in ms.items())
-            + f"; max rel diff {diff}")
+        log(
+            f"  [warmup nθ={n_theta}] "
+            + ", ".join(f"{m} {v:.0f} ms/path" for m, v in ms.items())
+            + f"; max rel diff {diff}"
+        )
     return rows
 
 
@@ -142,8 +173,14 @@ def main(argv: list[str] | None = None) -> None:
     from .common import import_reference
     from .report import warmup_table
 
-    rows = bench_warmup(scrapl=scrapl, ref_module=import_reference(), n_thetas=args.n_theta,
-                        n_paths=args.paths, n_iter=args.n_iter, repeats=args.repeats)
+    rows = bench_warmup(
+        scrapl=scrapl,
+        ref_module=import_reference(),
+        n_thetas=args.n_theta,
+        n_paths=args.paths,
+        n_iter=args.n_iter,
+        repeats=args.repeats,
+    )
     print("\n".join(warmup_table(rows)))
 
 

@@ -59,8 +59,11 @@ def main() -> None:
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     dist.init_process_group(backend)
     rank, world = dist.get_rank(), dist.get_world_size()
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if backend == "nccl" \
+    device = (
+        torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if backend == "nccl"
         else torch.device("cpu")
+    )
     torch.set_num_threads(1)
     encoder, synth = build()
     encoder, synth = encoder.to(device), synth.to(device)
@@ -74,8 +77,15 @@ def main() -> None:
 
     # 1. sharded warmup: every rank computes its share of the paths, all get the same probs
     warm = [{"x": batch(-1).to(device)}]
-    loss_fn.warmup_lc_hvp(theta_fn, synth_fn, warm, list(encoder.parameters()), n_iter=10,
-                          save_dir=os.path.join(args.out, "warmup"), progress=rank == 0)
+    loss_fn.warmup_lc_hvp(
+        theta_fn,
+        synth_fn,
+        warm,
+        list(encoder.parameters()),
+        n_iter=10,
+        save_dir=os.path.join(args.out, "warmup"),
+        progress=rank == 0,
+    )
 
     # 2. DDP training with the explicit path-wise optimizer on the averaged gradients
     model = nn.parallel.DistributedDataParallel(encoder)
@@ -84,24 +94,39 @@ def main() -> None:
     per = BATCH // world
     paths = []
     for step in range(args.steps):
-        x = batch(step)[rank * per:(rank + 1) * per].to(device)
+        x = batch(step)[rank * per : (rank + 1) * per].to(device)
         sgd.zero_grad()
-        loss = loss_fn(synth_fn(model(x.squeeze(1))), x)   # same path on every rank
-        loss.backward()                                    # DDP averages the gradients here
-        pathwise.step(loss_fn.curr_path_idx)               # P-Adam + P-SAGA on the average
+        loss = loss_fn(synth_fn(model(x.squeeze(1))), x)  # same path on every rank
+        loss.backward()  # DDP averages the gradients here
+        pathwise.step(loss_fn.curr_path_idx)  # P-Adam + P-SAGA on the average
         sgd.step()
         paths.append(loss_fn.curr_path_idx)
 
     # 3. rank 0 checkpoints atomically
     if rank == 0:
-        atomic_save({"model": model.module.state_dict(), "loss": loss_fn.state_dict(),
-                     "pathwise": pathwise.state_dict(), "step": args.steps - 1},
-                    os.path.join(args.out, "checkpoint.pt"))
+        atomic_save(
+            {
+                "model": model.module.state_dict(),
+                "loss": loss_fn.state_dict(),
+                "pathwise": pathwise.state_dict(),
+                "step": args.steps - 1,
+            },
+            os.path.join(args.out, "checkpoint.pt"),
+        )
     dist.barrier()
     flat = torch.cat([p.detach().reshape(-1) for p in model.module.parameters()])
-    print(json.dumps({"rank": rank, "world": world, "paths": paths,
-                      "probs": [round(p, 12) for p in loss_fn.probs.tolist()],
-                      "param_checksum": float(flat.double().sum())}), flush=True)
+    print(
+        json.dumps(
+            {
+                "rank": rank,
+                "world": world,
+                "paths": paths,
+                "probs": [round(p, 12) for p in loss_fn.probs.tolist()],
+                "param_checksum": float(flat.double().sum()),
+            }
+        ),
+        flush=True,
+    )
     dist.destroy_process_group()
 
 

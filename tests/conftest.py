@@ -54,8 +54,12 @@ def _deterministic_threads():
 
 
 def pytest_addoption(parser):
-    parser.addoption("--allpaths", action="store_true", default=False,
-                     help="run parity on every path of every large configuration (slow)")
+    parser.addoption(
+        "--allpaths",
+        action="store_true",
+        default=False,
+        help="run parity on every path of every large configuration (slow)",
+    )
 
 
 def pytest_collection_modifyitems(config, items):

@@ -35,8 +35,19 @@ def quick_run(tmp_path_factory, scrapl_ref):
     paths = {"md": out / "RESULTS.md", "json": out / "results.json", "png": out / "sweep.png"}
     threads = torch.get_num_threads()
     try:
-        status = _load_runner().main(["--quick", "--threads", "1", "--out", str(paths["md"]),
-                                      "--json", str(paths["json"]), "--plot", str(paths["png"])])
+        status = _load_runner().main(
+            [
+                "--quick",
+                "--threads",
+                "1",
+                "--out",
+                str(paths["md"]),
+                "--json",
+                str(paths["json"]),
+                "--plot",
+                str(paths["png"]),
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     return status, paths, json.loads(paths["json"].read_text())
@@ -50,9 +61,17 @@ def test_exit_status_is_zero(quick_run):
     assert quick_run[0] == 0
 
 
-@pytest.mark.parametrize("heading", [
-    "## Machine and software", "## One training step per path", "## Step time against signal length",
-    "## Full JTFS", "## P-Adam + P-SAGA overhead per step", "## θ-IS warmup"])
+@pytest.mark.parametrize(
+    "heading",
+    [
+        "## Machine and software",
+        "## One training step per path",
+        "## Step time against signal length",
+        "## Full JTFS",
+        "## P-Adam + P-SAGA overhead per step",
+        "## θ-IS warmup",
+    ],
+)
 def test_markdown_has_section(quick_run, heading):
     assert heading in quick_run[1]["md"].read_text()
 

@@ -52,17 +52,20 @@ def test_paths_demo_uses_the_demo_configuration(capsys):
     assert len(rows) == len(_paths(d.n_samples, d.J, d.Q1, d.Q2, d.J_fr, d.Q_fr, d.T))
 
 
-@pytest.mark.parametrize("args,message", [
-    (["paths", "--J", "20"], "J must satisfy 2**J <= shape"),
-    (["paths", *SMALL, "--T", "wide"], "must be 'none', 'global' or an int"),
-    (["paths", "--shape", "0"], "must be a positive int"),
-    (["paths", *SMALL, "--sr", "-1"], "--sr: must be > 0"),
-    (["demo", "--runs", "scrapl_theta_is,bogus"], "runs must be a non-empty subset"),
-    (["demo", "--device", "not-a-device"], "--device"),
-    (["demo", "--steps", "0"], "must be a positive int"),
-    (["demo", "--quick", "--paper"], "not allowed with argument"),
-    (["frobnicate"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["paths", "--J", "20"], "J must satisfy 2**J <= shape"),
+        (["paths", *SMALL, "--T", "wide"], "must be 'none', 'global' or an int"),
+        (["paths", "--shape", "0"], "must be a positive int"),
+        (["paths", *SMALL, "--sr", "-1"], "--sr: must be > 0"),
+        (["demo", "--runs", "scrapl_theta_is,bogus"], "runs must be a non-empty subset"),
+        (["demo", "--device", "not-a-device"], "--device"),
+        (["demo", "--steps", "0"], "must be a positive int"),
+        (["demo", "--quick", "--paper"], "not allowed with argument"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
 def test_bad_arguments_exit_2_with_a_message(capsys, args, message):
     with pytest.raises(SystemExit) as exc:
         cli.main(args)

@@ -75,14 +75,24 @@ def _worker(rank, world, tmp):
         def on_step(step):
             paths.append(loss_fn.curr_path_idx)
             if step == SAVE_AT and rank == 0:
-                torch.save({"model": model.module.state_dict(), "loss": loss_fn.state_dict(),
-                            "opt": opt.state_dict(), "rng": torch.get_rng_state(), "step": step},
-                           f"{tmp}/ckpt.pt")
+                torch.save(
+                    {
+                        "model": model.module.state_dict(),
+                        "loss": loss_fn.state_dict(),
+                        "opt": opt.state_dict(),
+                        "rng": torch.get_rng_state(),
+                        "step": step,
+                    },
+                    f"{tmp}/ckpt.pt",
+                )
 
-        _run(model, loss_fn, opt, sgd, range(STEPS), shard=slice(rank * per, (rank + 1) * per),
-             on_step=on_step)
-        torch.save({"params": [p.detach() for p in model.module.parameters()], "paths": paths},
-                   f"{tmp}/rank{rank}.pt")
+        _run(
+            model, loss_fn, opt, sgd, range(STEPS), shard=slice(rank * per, (rank + 1) * per), on_step=on_step
+        )
+        torch.save(
+            {"params": [p.detach() for p in model.module.parameters()], "paths": paths},
+            f"{tmp}/rank{rank}.pt",
+        )
         dist.barrier()
     finally:
         dist.destroy_process_group()

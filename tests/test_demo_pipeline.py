@@ -67,8 +67,9 @@ def test_metrics_files_hold_the_results(quick_run):
         assert metrics["runs"][h.name]["test_l1"] == pytest.approx({"am": h.test_l1[0], "fm": h.test_l1[1]})
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [r["run"] for r in rows] == list(RUNS)
-    assert float(rows[0]["test_l1_am_permille"]) == pytest.approx(1000 * result.histories[0].test_l1[0],
-                                                                  abs=0.051)
+    assert float(rows[0]["test_l1_am_permille"]) == pytest.approx(
+        1000 * result.histories[0].test_l1[0], abs=0.051
+    )
     history = list(csv.DictReader((out / "val_history.csv").open()))
     assert len(history) == sum(len(h.steps) for h in result.histories)
 
@@ -106,8 +107,19 @@ def test_scrapl_training_with_theta_is_decreases_the_full_jtfs_distance():
     loss.train().attach_params(encoder.parameters())
     objective = audio_objective(loss, synth, generator=torch.Generator().manual_seed(1))
     sgd = torch.optim.SGD(encoder.parameters(), lr=cfg.lr_scrapl)
-    train_run("scrapl", encoder, synth, data, objective, sgd,
-              steps=cfg.steps, batch_size=cfg.batch_size, eval_every=cfg.steps, seed=0, progress=False)
+    train_run(
+        "scrapl",
+        encoder,
+        synth,
+        data,
+        objective,
+        sgd,
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        eval_every=cfg.steps,
+        seed=0,
+        progress=False,
+    )
     loss.attach_params([])
     after = _full_distance(loss.eval(), encoder, synth, x, shifts)
     assert after < 0.9 * before
@@ -119,9 +131,19 @@ def test_supervised_training_decreases_the_validation_error():
     synth = build_synth(cfg)
     data = make_data(synth, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, seed=cfg.seed)
     encoder = build_encoder(cfg)
-    hist = train_run("supervised", encoder, synth, data, supervised_objective,
-                     torch.optim.Adam(encoder.parameters(), lr=3e-3), steps=cfg.steps,
-                     batch_size=cfg.batch_size, eval_every=cfg.steps, seed=0, progress=False)
+    hist = train_run(
+        "supervised",
+        encoder,
+        synth,
+        data,
+        supervised_objective,
+        torch.optim.Adam(encoder.parameters(), lr=3e-3),
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        eval_every=cfg.steps,
+        seed=0,
+        progress=False,
+    )
     before, after = sum(hist.val_l1[0]) / 2, sum(hist.val_l1[-1]) / 2
     assert after < 0.8 * before
 

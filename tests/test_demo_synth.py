@@ -31,8 +31,12 @@ def test_output_shape(batch, n_samples):
 @pytest.mark.parametrize("rng", list(AM_RANGES.values()) + list(FM_RANGES.values()))
 def test_log_uniform_maps_the_unit_interval_onto_the_range(rng):
     values = log_uniform(torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64), rng)
-    torch.testing.assert_close(values, torch.tensor([rng.low, math.sqrt(rng.low * rng.high), rng.high],
-                                                    dtype=torch.float64), rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        values,
+        torch.tensor([rng.low, math.sqrt(rng.low * rng.high), rng.high], dtype=torch.float64),
+        rtol=1e-12,
+        atol=0,
+    )
 
 
 @pytest.mark.parametrize("am,fm", [("slow", "slow"), ("fast", "mid"), ("fast", "fast")])
@@ -53,7 +57,7 @@ def _analytic(theta):
 
 def _inst_freq(z, n, sr):
     """Instantaneous frequency (Hz) at sample ``n``, from the analytic signal's phase slope."""
-    phase = np.unwrap(np.angle(z[n - 8:n + 9]))
+    phase = np.unwrap(np.angle(z[n - 8 : n + 9]))
     return np.polyfit(np.arange(17), phase, 1)[0] * sr / (2 * np.pi)
 
 
@@ -96,11 +100,11 @@ def test_shift_is_a_zero_filled_delay(shift):
     shifted = synth(theta, torch.tensor([shift]))[0, 0]
     N = synth.n_samples
     if shift >= 0:
-        torch.testing.assert_close(shifted[shift:], centred[:N - shift], rtol=0, atol=0)
+        torch.testing.assert_close(shifted[shift:], centred[: N - shift], rtol=0, atol=0)
         assert torch.count_nonzero(shifted[:shift]) == 0
     else:
-        torch.testing.assert_close(shifted[:N + shift], centred[-shift:], rtol=0, atol=0)
-        assert torch.count_nonzero(shifted[N + shift:]) == 0
+        torch.testing.assert_close(shifted[: N + shift], centred[-shift:], rtol=0, atol=0)
+        assert torch.count_nonzero(shifted[N + shift :]) == 0
 
 
 def test_shift_signals_matches_zeroed_roll():
@@ -151,13 +155,16 @@ def test_gradgradcheck_in_theta(unit_energy):
     assert torch.autograd.gradgradcheck(lambda th: synth(th, shifts), (theta,), eps=1e-6, atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"n_samples": 1}, "n_samples"),
-    ({"n_samples": 1024, "max_shift": 1024}, "max_shift"),
-    ({"max_shift": -1}, "max_shift"),
-    ({"sr": 0.0}, "sr"),
-    ({"f0_hz": -5.0}, "f0_hz"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"n_samples": 1}, "n_samples"),
+        ({"n_samples": 1024, "max_shift": 1024}, "max_shift"),
+        ({"max_shift": -1}, "max_shift"),
+        ({"sr": 0.0}, "sr"),
+        ({"f0_hz": -5.0}, "f0_hz"),
+    ],
+)
 def test_bad_construction_arguments_raise_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ChirpletSynth(**kwargs)
@@ -174,12 +181,15 @@ def test_bad_theta_range_raises_value_error(low, high):
         ThetaRange(low, high)
 
 
-@pytest.mark.parametrize("theta,shifts,match", [
-    (torch.rand(2, 3), torch.tensor([0, 0]), "theta"),
-    (torch.rand(2, 2), torch.tensor([0]), "shifts"),
-    (torch.rand(2, 2), torch.tensor([0.0, 1.0]), "integers"),
-    (torch.rand(2, 2), torch.tensor([0, 2049]), "integers"),
-])
+@pytest.mark.parametrize(
+    "theta,shifts,match",
+    [
+        (torch.rand(2, 3), torch.tensor([0, 0]), "theta"),
+        (torch.rand(2, 2), torch.tensor([0]), "shifts"),
+        (torch.rand(2, 2), torch.tensor([0.0, 1.0]), "integers"),
+        (torch.rand(2, 2), torch.tensor([0, 2049]), "integers"),
+    ],
+)
 def test_bad_call_arguments_raise_value_error(theta, shifts, match):
     with pytest.raises(ValueError, match=match):
         ChirpletSynth()(theta, shifts)

@@ -50,7 +50,7 @@ def blocks(page: Path) -> list[Block]:
         fence = _FENCE_OPEN.match(line)
         if fence:
             end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
-            out.append(Block(fence["lang"], "\n".join(lines[i + 1:end]), i + 1, marker, reason))
+            out.append(Block(fence["lang"], "\n".join(lines[i + 1 : end]), i + 1, marker, reason))
             i, marker, reason = end + 1, None, ""
             continue
         if line.strip():
@@ -75,12 +75,14 @@ def test_markers_are_well_formed(page):
         if block.marker == "not-run":
             assert block.lang == "python" and block.reason, f"{page}:{block.line}: not-run needs a reason"
         if block.marker == "expected-output":
-            assert block.lang == "text" and prev is not None and prev.lang == "python", \
+            assert block.lang == "text" and prev is not None and prev.lang == "python", (
                 f"{page}:{block.line}: expected-output must be a text block after a python block"
+            )
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if any(b.lang == "python" for b in blocks(p))],
-                         ids=_page_id)
+@pytest.mark.parametrize(
+    "page", [p for p in PAGES if any(b.lang == "python" for b in blocks(p))], ids=_page_id
+)
 def test_python_blocks_run(page, tmp_path, monkeypatch):
     import torch
 
@@ -116,8 +118,13 @@ def test_site_builds_strictly(tmp_path):
     """`mkdocs build --strict` (needs the docs extra): a broken link, anchor or docstring fails."""
     pytest.importorskip("mkdocs")
     pytest.importorskip("mkdocstrings")
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
-                           str(tmp_path / "site")], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert (tmp_path / "site" / "guides" / "training" / "index.html").is_file()

@@ -11,8 +11,9 @@ from scrapl import filters
 from scrapl.jtfs import FilterBank, JTFSConfig
 
 
-@pytest.mark.parametrize("J,Q,count", [(3, 1, 4), (12, 8, 86), (12, 2, 25), (3, 2, 7), (5, 2, 11),
-                                       (2, 1, 3), (0, 1, 1)])
+@pytest.mark.parametrize(
+    "J,Q,count", [(3, 1, 4), (12, 8, 86), (12, 2, 25), (3, 2, 7), (5, 2, 11), (2, 1, 3), (0, 1, 1)]
+)
 def test_generator_counts(J, Q, count):
     """Number of wavelets per bank (jtfs-spec.md §2.1, verified on the reference)."""
     assert len(list(filters.anden_generator(J, Q))) == count
@@ -37,8 +38,9 @@ def test_geometric_then_linear_centres():
     assert xi[0] == pytest.approx(1 / (1 + 2 ** (3 / 8)))
 
 
-@pytest.mark.parametrize("M,xi,sigma", [(4096, 0.35, 0.07), (4096, 0.01, 0.002), (36, -0.175, 0.07),
-                                        (1024, 0.0, 0.0125)])
+@pytest.mark.parametrize(
+    "M,xi,sigma", [(4096, 0.35, 0.07), (4096, 0.01, 0.002), (36, -0.175, 0.07), (1024, 0.0, 0.0125)]
+)
 def test_unit_l1_norm_in_time(M, xi, sigma):
     h = filters.morlet_spectrum(M, xi, sigma)
     assert np.abs(np.fft.ifft(h)).sum() == pytest.approx(1.0, rel=1e-12)
@@ -61,15 +63,14 @@ def test_lowpass_peaks_at_zero(bank_B):
 
 def test_wavelet_peaks_at_centre_frequency(bank_B):
     M = bank_B.config.Np
-    for w, h in zip(bank_B.psi1 + bank_B.psi2, np.concatenate([bank_B.psi1_f, bank_B.psi2_f]),
-                    strict=True):
+    for w, h in zip(bank_B.psi1 + bank_B.psi2, np.concatenate([bank_B.psi1_f, bank_B.psi2_f]), strict=True):
         assert abs(np.argmax(h) / M - w.xi) <= 2 / M
 
 
 def test_spin_down_mirrors_spin_up(bank_B):
     """psi_fr[K + q] is psi_fr[q] mirrored in frequency (negative centre frequency)."""
     K = (len(bank_B.psi_fr) - 1) // 2
-    up, down = bank_B.psi_fr_f[1:K + 1], bank_B.psi_fr_f[K + 1:]
+    up, down = bank_B.psi_fr_f[1 : K + 1], bank_B.psi_fr_f[K + 1 :]
     mirrored = np.roll(up[:, ::-1], 1, axis=-1)
     np.testing.assert_allclose(down, mirrored, atol=1e-12)
 
@@ -87,12 +88,23 @@ def test_littlewood_paley_bounded(bank_B):
 
 def test_temporal_support_of_lowpass():
     """Padding sizes of jtfs-spec.md §9.1 (s_T, Np, pads)."""
-    for N, T, s_T, Np in [(8096, 8, 41, 16384), (48000, 4096, 20129, 131072),
-                          (32768, 4096, 16193, 65536), (44100, 2048, 10075, 131072)]:
+    for N, T, s_T, Np in [
+        (8096, 8, 41, 16384),
+        (48000, 4096, 20129, 131072),
+        (32768, 4096, 16193, 65536),
+        (44100, 2048, 10075, 131072),
+    ]:
         phi = filters.gaussian_spectrum(N, 0.1 / T)
         assert filters.temporal_support(phi) == s_T
         J = int(math.log2(T)) if T != 8 else 3
-        c = JTFSConfig(N, 12 if N > 10000 else J, 8 if N > 10000 else 1, 2 if N > 10000 else 1,
-                       3 if N != 44100 else 5, 2 if N > 10000 else 1,
-                       T=None if N in (8096, 48000) else T, F=None)
+        c = JTFSConfig(
+            N,
+            12 if N > 10000 else J,
+            8 if N > 10000 else 1,
+            2 if N > 10000 else 1,
+            3 if N != 44100 else 5,
+            2 if N > 10000 else 1,
+            T=None if N in (8096, 48000) else T,
+            F=None,
+        )
         assert c.Np == Np

@@ -64,13 +64,20 @@ def test_batched_equals_one_by_one(jtfs_E):
     x = torch.randn(3, E["shape"])
     for k in (0, 13, 27):
         batched = jtfs_E.path(x, k)
-        single = torch.cat([jtfs_E.path(x[b:b + 1], k) for b in range(3)])
+        single = torch.cat([jtfs_E.path(x[b : b + 1], k) for b in range(3)])
         torch.testing.assert_close(batched, single, rtol=1e-5, atol=1e-9)
 
 
-@pytest.mark.parametrize("T,F,shape", [(None, None, (11, 128)), (16, None, (11, 512)),
-                                       ("global", None, (11, 1)), (None, 2, (14, 128)),
-                                       (100, 3, (18, 128))])
+@pytest.mark.parametrize(
+    "T,F,shape",
+    [
+        (None, None, (11, 128)),
+        (16, None, (11, 512)),
+        ("global", None, (11, 1)),
+        (None, 2, (14, 128)),
+        (100, 3, (18, 128)),
+    ],
+)
 def test_path_shapes(T, F, shape):
     """Coefficient shapes of jtfs-spec.md §9.1 (edge configurations)."""
     jtfs = TimeFrequencyScattering(**E, T=T, F=F)
@@ -94,8 +101,9 @@ def test_float64_matches_float32(jtfs_E):
     for k in (0, 20):
         S64 = jtfs64.path(x, k)
         assert S64.dtype == torch.float64
-        torch.testing.assert_close(jtfs_E.path(x.float(), k).double(), S64, rtol=1e-4,
-                                   atol=1e-6 * S64.abs().max().item())
+        torch.testing.assert_close(
+            jtfs_E.path(x.float(), k).double(), S64, rtol=1e-4, atol=1e-6 * S64.abs().max().item()
+        )
 
 
 def test_half_input_computes_in_float32(jtfs_E):
@@ -150,6 +158,7 @@ def test_gradcheck_and_gradgradcheck_float64(cfg):
     y = torch.randn(1, cfg["shape"], dtype=torch.float64)
     x = torch.randn(1, cfg["shape"], dtype=torch.float64, requires_grad=True)
     for k in (0, jtfs.n_paths - 1):
+
         def fn(x, k=k):
             return ((jtfs.path(x, k) - jtfs.path(y, k)) ** 2).sum()
 
@@ -216,35 +225,41 @@ def test_doctests(module):
     assert doctest.testmod(module, raise_on_error=False).failed == 0
 
 
-@pytest.mark.parametrize("kwargs,exc,match", [
-    (dict(J=0), ValueError, "J must be >= 1"),
-    (dict(J=2.5), TypeError, "J must be an int"),
-    (dict(Q1=0), ValueError, "Q1"),
-    (dict(Q2=True), TypeError, "Q2"),
-    (dict(J_fr=-1), ValueError, "J_fr"),
-    (dict(Q_fr="2"), TypeError, "Q_fr"),
-    (dict(T=0), ValueError, "T must be"),
-    (dict(T=5000), ValueError, "T must be"),
-    (dict(T="local"), ValueError, "T must be"),
-    (dict(T=1.5), TypeError, "T must be"),
-    (dict(T=4), ValueError, "T=4 is too small"),
-    (dict(F=0), ValueError, "F must be"),
-    (dict(F=50), ValueError, "F must be"),
-    (dict(F=8), ValueError, "F must be at most"),
-    (dict(shape=1), ValueError, "shape"),
-    (dict(Q1=1, Q2=2), ValueError, "Q2=2"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        (dict(J=0), ValueError, "J must be >= 1"),
+        (dict(J=2.5), TypeError, "J must be an int"),
+        (dict(Q1=0), ValueError, "Q1"),
+        (dict(Q2=True), TypeError, "Q2"),
+        (dict(J_fr=-1), ValueError, "J_fr"),
+        (dict(Q_fr="2"), TypeError, "Q_fr"),
+        (dict(T=0), ValueError, "T must be"),
+        (dict(T=5000), ValueError, "T must be"),
+        (dict(T="local"), ValueError, "T must be"),
+        (dict(T=1.5), TypeError, "T must be"),
+        (dict(T=4), ValueError, "T=4 is too small"),
+        (dict(F=0), ValueError, "F must be"),
+        (dict(F=50), ValueError, "F must be"),
+        (dict(F=8), ValueError, "F must be at most"),
+        (dict(shape=1), ValueError, "shape"),
+        (dict(Q1=1, Q2=2), ValueError, "Q2=2"),
+    ],
+)
 def test_invalid_configuration(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         TimeFrequencyScattering(**{**E, **kwargs})
 
 
-@pytest.mark.parametrize("x,exc,match", [
-    (torch.randn(4096), ValueError, "shape"),
-    (torch.randn(1, 4000), ValueError, "shape"),
-    (torch.ones(1, 4096, dtype=torch.int64), TypeError, "floating"),
-    ([0.0] * 4096, TypeError, "torch.Tensor"),
-])
+@pytest.mark.parametrize(
+    "x,exc,match",
+    [
+        (torch.randn(4096), ValueError, "shape"),
+        (torch.randn(1, 4000), ValueError, "shape"),
+        (torch.ones(1, 4096, dtype=torch.int64), TypeError, "floating"),
+        ([0.0] * 4096, TypeError, "torch.Tensor"),
+    ],
+)
 def test_invalid_input(jtfs_E, x, exc, match):
     with pytest.raises(exc, match=match):
         jtfs_E.path(x, 0)
@@ -262,5 +277,4 @@ def test_cuda_matches_cpu(jtfs_E):
     x = torch.randn(2, E["shape"])
     gpu = TimeFrequencyScattering(**E).cuda()
     for k in (0, 27):
-        torch.testing.assert_close(gpu.path(x.cuda(), k).cpu(), jtfs_E.path(x, k), rtol=1e-4,
-                                   atol=1e-6)
+        torch.testing.assert_close(gpu.path(x.cuda(), k).cpu(), jtfs_E.path(x, k), rtol=1e-4, atol=1e-6)

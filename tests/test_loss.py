@@ -26,8 +26,11 @@ def test_channels_fold_into_batch(loss_A):
     """(B, C, N) gives the mean of the B*C single-signal losses (jtfs-spec.md §8)."""
     x, y = _xy((3, 2, 8096))
     whole = loss_A(x, y, path_idx=1)
-    parts = [loss_A(x[b:b + 1, c:c + 1], y[b:b + 1, c:c + 1], path_idx=1) for b in range(3)
-             for c in range(2)]
+    parts = [
+        loss_A(x[b : b + 1, c : c + 1], y[b : b + 1, c : c + 1], path_idx=1)
+        for b in range(3)
+        for c in range(2)
+    ]
     torch.testing.assert_close(whole, torch.stack(parts).mean(), rtol=1e-5, atol=0)
 
 
@@ -122,20 +125,29 @@ def test_constructor_banner(caplog):
     assert "J=3, Q1=1, Q2=1, Jfr=2, Qfr=1, T=None, F=None" in caplog.text
 
 
-@pytest.mark.parametrize("x,y,exc,match", [
-    (torch.randn(2, 8096), torch.randn(2, 8096), ValueError, "x must have shape"),
-    (torch.randn(2, 1, 8000), torch.randn(2, 1, 8000), ValueError, "x must have 8096 samples"),
-    (torch.randn(2, 1, 8096), torch.randn(3, 1, 8096), ValueError, "same shape"),
-    (torch.ones(2, 1, 8096, dtype=torch.long), torch.randn(2, 1, 8096), TypeError, "x must have a floating"),
-    (torch.randn(2, 1, 8096), "target", TypeError, "x_target must be a torch.Tensor"),
-])
+@pytest.mark.parametrize(
+    "x,y,exc,match",
+    [
+        (torch.randn(2, 8096), torch.randn(2, 8096), ValueError, "x must have shape"),
+        (torch.randn(2, 1, 8000), torch.randn(2, 1, 8000), ValueError, "x must have 8096 samples"),
+        (torch.randn(2, 1, 8096), torch.randn(3, 1, 8096), ValueError, "same shape"),
+        (
+            torch.ones(2, 1, 8096, dtype=torch.long),
+            torch.randn(2, 1, 8096),
+            TypeError,
+            "x must have a floating",
+        ),
+        (torch.randn(2, 1, 8096), "target", TypeError, "x_target must be a torch.Tensor"),
+    ],
+)
 def test_bad_inputs(loss_A, x, y, exc, match):
     with pytest.raises(exc, match=match):
         loss_A(x, y)
 
 
-@pytest.mark.parametrize("path_idx,exc", [(7, ValueError), (-1, ValueError), (1.0, TypeError),
-                                          ("3", TypeError)])
+@pytest.mark.parametrize(
+    "path_idx,exc", [(7, ValueError), (-1, ValueError), (1.0, TypeError), ("3", TypeError)]
+)
 def test_bad_path_idx(loss_A, path_idx, exc):
     x, y = _xy()
     with pytest.raises(exc, match="path_idx"):
@@ -148,21 +160,24 @@ def test_bad_seed(loss_A):
         loss_A(x, y, seed="a")
 
 
-@pytest.mark.parametrize("kwargs,exc,match", [
-    (dict(grad_mult=1.0), ValueError, "grad_mult must be > 1"),
-    (dict(p=0.5), ValueError, "p must be"),
-    (dict(log1p_eps=0.0), ValueError, "log1p_eps"),
-    (dict(n_theta=0), ValueError, "n_theta"),
-    (dict(min_prob_frac=1.0), ValueError, "min_prob_frac"),
-    (dict(min_prob_frac=-0.1), ValueError, "min_prob_frac"),
-    (dict(p_adam_b1=1.0), ValueError, "p_adam_b1"),
-    (dict(p_adam_b2=-0.1), ValueError, "p_adam_b2"),
-    (dict(p_adam_eps=-1.0), ValueError, "p_adam_eps"),
-    (dict(eps=0.0), ValueError, "eps"),
-    (dict(use_p_adam="yes"), TypeError, "use_p_adam"),
-    (dict(compat="kymatio"), ValueError, "compat"),
-    (dict(J=-1), ValueError, "J must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        (dict(grad_mult=1.0), ValueError, "grad_mult must be > 1"),
+        (dict(p=0.5), ValueError, "p must be"),
+        (dict(log1p_eps=0.0), ValueError, "log1p_eps"),
+        (dict(n_theta=0), ValueError, "n_theta"),
+        (dict(min_prob_frac=1.0), ValueError, "min_prob_frac"),
+        (dict(min_prob_frac=-0.1), ValueError, "min_prob_frac"),
+        (dict(p_adam_b1=1.0), ValueError, "p_adam_b1"),
+        (dict(p_adam_b2=-0.1), ValueError, "p_adam_b2"),
+        (dict(p_adam_eps=-1.0), ValueError, "p_adam_eps"),
+        (dict(eps=0.0), ValueError, "eps"),
+        (dict(use_p_adam="yes"), TypeError, "use_p_adam"),
+        (dict(compat="kymatio"), ValueError, "compat"),
+        (dict(J=-1), ValueError, "J must be"),
+    ],
+)
 def test_invalid_arguments(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         SCRAPLLoss(**{**A, **kwargs})

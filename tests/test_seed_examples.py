@@ -50,8 +50,14 @@ def seed_run(tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "2"}
     env.pop("LOGLEVEL", None)
     env.pop("SCRAPL_LOGLEVEL", None)
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "seed_readme.py")], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "seed_readme.py")],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return cwd, proc
 
@@ -83,5 +89,7 @@ def test_files_written_and_reload_identical(seed_run):
     saved = torch.load(cwd / "scrapl_warmup" / "probs.pt", weights_only=True)["probs"]
     loaded = re.search(r"min prob = (\S+), max prob = (\S+)", proc.stderr)
     assert loaded is not None
-    assert (float(loaded[1]), float(loaded[2])) == (round(saved.min().item(), 6),
-                                                     round(saved.max().item(), 6))
+    assert (float(loaded[1]), float(loaded[2])) == (
+        round(saved.min().item(), 6),
+        round(saved.max().item(), 6),
+    )

@@ -21,21 +21,25 @@ from scrapl.warmup import save_probs_file
 N_SAMPLES, N_THETA = 8096, 3
 SEED_CFG = dict(shape=N_SAMPLES, J=3, Q1=1, Q2=1, J_fr=2, Q_fr=1)
 # scrapl-loss 0.1.0's probabilities after the seed's warmup (scrapl-algorithms.md §10)
-REFERENCE_PROBS = torch.tensor([0.16235346, 0.14924328, 0.12660351, 0.14578119, 0.14998550,
-                                0.12365297, 0.14238009], dtype=torch.float64)
+REFERENCE_PROBS = torch.tensor(
+    [0.16235346, 0.14924328, 0.12660351, 0.14578119, 0.14998550, 0.12365297, 0.14238009], dtype=torch.float64
+)
 
 
 def seed_models():
     """The seed README's encoder, decoder and warmup batch, drawn as it draws them."""
     torch.manual_seed(42)
-    encoder = nn.Sequential(nn.Linear(N_SAMPLES, N_THETA), nn.PReLU(),
-                            nn.Linear(N_THETA, N_THETA), nn.Sigmoid())
-    decoder = nn.Sequential(nn.Linear(N_THETA, N_THETA), nn.PReLU(),
-                            nn.Linear(N_THETA, N_SAMPLES), nn.Tanh())
+    encoder = nn.Sequential(
+        nn.Linear(N_SAMPLES, N_THETA), nn.PReLU(), nn.Linear(N_THETA, N_THETA), nn.Sigmoid()
+    )
+    decoder = nn.Sequential(nn.Linear(N_THETA, N_THETA), nn.PReLU(), nn.Linear(N_THETA, N_SAMPLES), nn.Tanh())
     batch = torch.rand((4, 1, N_SAMPLES))
-    return {"theta_fn": lambda x: encoder(x.squeeze(1)),
-            "synth_fn": lambda theta: decoder(theta).unsqueeze(1),
-            "theta_fn_kwargs": [{"x": batch}], "params": list(encoder.parameters())}
+    return {
+        "theta_fn": lambda x: encoder(x.squeeze(1)),
+        "synth_fn": lambda theta: decoder(theta).unsqueeze(1),
+        "theta_fn_kwargs": [{"x": batch}],
+        "params": list(encoder.parameters()),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +89,7 @@ def test_rerun_skips_finished_paths(seed_warmup, tmp_path):
     """The same directory again: nothing recomputed, the same probabilities."""
     loss, save_dir, _ = seed_warmup
     again = SCRAPLLoss(**SEED_CFG, n_theta=N_THETA)
-    result = again.warmup_lc_hvp(**seed_models(), save_dir=str(save_dir), n_iter=40,
-                                 progress=False)
+    result = again.warmup_lc_hvp(**seed_models(), save_dir=str(save_dir), n_iter=40, progress=False)
     assert result.computed == []
     assert torch.equal(again.probs, loss.probs)
 
@@ -149,12 +152,15 @@ def test_update_prob_refused_after_loading_a_file(tmp_path):
     loss.update_prob(0, 1.0)
 
 
-@pytest.mark.parametrize("probs, match", [
-    (torch.full((6,), 1 / 6), r"shape \(7,\)"),
-    (torch.tensor([0.5, -0.1, 0.2, 0.1, 0.1, 0.1, 0.1]), "negative"),
-    (torch.full((7,), 0.2), "sum to 1"),
-    ("not a tensor", "probabilities of shape"),
-])
+@pytest.mark.parametrize(
+    "probs, match",
+    [
+        (torch.full((6,), 1 / 6), r"shape \(7,\)"),
+        (torch.tensor([0.5, -0.1, 0.2, 0.1, 0.1, 0.1, 0.1]), "negative"),
+        (torch.full((7,), 0.2), "sum to 1"),
+        ("not a tensor", "probabilities of shape"),
+    ],
+)
 def test_bad_probs_file(tmp_path, probs, match):
     path = tmp_path / "p.pt"
     torch.save(probs, path)
@@ -164,8 +170,17 @@ def test_bad_probs_file(tmp_path, probs, match):
 
 def test_probs_file_of_another_configuration(tmp_path):
     path = tmp_path / "probs.pt"
-    config = {"transform": "jtfs", "shape": N_SAMPLES, "J": 3, "Q1": 1, "Q2": 1, "J_fr": 2,
-              "Q_fr": 1, "T": 4, "F": None}
+    config = {
+        "transform": "jtfs",
+        "shape": N_SAMPLES,
+        "J": 3,
+        "Q1": 1,
+        "Q2": 1,
+        "J_fr": 2,
+        "Q_fr": 1,
+        "T": 4,
+        "F": None,
+    }
     save_probs_file(path, torch.full((7,), 1 / 7, dtype=torch.float64), config)
     with pytest.raises(ValueError, match="T: file has 4, this loss has None"):
         SCRAPLLoss(**SEED_CFG, probs_path=str(path))

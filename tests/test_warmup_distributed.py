@@ -19,9 +19,19 @@ N_PATHS = 5
 
 
 def _run(toy, save_dir, **kwargs):
-    return run_warmup(toy.path_loss, toy.theta_fn, toy.synth_fn, toy.theta_fn_kwargs, toy.params,
-                      n_paths=toy.n_paths, n_theta=toy.n_theta, save_dir=save_dir, n_iter=6,
-                      progress=False, **kwargs)
+    return run_warmup(
+        toy.path_loss,
+        toy.theta_fn,
+        toy.synth_fn,
+        toy.theta_fn_kwargs,
+        toy.params,
+        n_paths=toy.n_paths,
+        n_theta=toy.n_theta,
+        save_dir=save_dir,
+        n_iter=6,
+        progress=False,
+        **kwargs,
+    )
 
 
 def _outcome(fn):
@@ -34,16 +44,25 @@ def _outcome(fn):
 
 def _worker(rank: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=WORLD, timeout=datetime.timedelta(seconds=60))
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{init_file}",
+        rank=rank,
+        world_size=WORLD,
+        timeout=datetime.timedelta(seconds=60),
+    )
     report = {}
     try:
         toy = make_toy(n_paths=N_PATHS)
         for init in ("seeded", "reference"):
             torch.manual_seed(123 if rank == 0 else 999)  # reference mode uses rank 0's stream
             res = _run(toy, os.path.join(out_dir, f"w_{init}"), init=init)
-            report[init] = {"vals": res.vals, "probs": res.probs, "computed": res.computed,
-                            "rng": torch.get_rng_state()}
+            report[init] = {
+                "vals": res.vals,
+                "probs": res.probs,
+                "computed": res.computed,
+                "rng": torch.get_rng_state(),
+            }
         # different data on the ranks: refused on every rank, nobody hangs
         other = make_toy(n_paths=N_PATHS, seed=rank)
         report["mismatch"] = _outcome(lambda: _run(other, None))
@@ -83,7 +102,8 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
         on_disk = load_probs_file(tmp_path / f"w_{init}" / "probs.pt", n_paths=N_PATHS)
         assert torch.equal(on_disk.probs, single.probs)
         assert sorted(os.listdir(tmp_path / f"w_{init}")) == sorted(
-            ["meta.json", "probs.pt", *[f"vals_{p}.pt" for p in range(N_PATHS)]])
+            ["meta.json", "probs.pt", *[f"vals_{p}.pt" for p in range(N_PATHS)]]
+        )
     for r in reports:
         assert r["mismatch"].startswith("ValueError: ranks disagree")
     assert reports[1]["one_rank_fails"].startswith("ValueError: params[0] already has")

@@ -15,8 +15,13 @@ TOY = make_toy()
 
 def call(toy=None, **kwargs):
     toy = toy or make_toy()
-    args = dict(path_loss=toy.path_loss, theta_fn=toy.theta_fn, synth_fn=toy.synth_fn,
-                theta_fn_kwargs=toy.theta_fn_kwargs, params=toy.params)
+    args = dict(
+        path_loss=toy.path_loss,
+        theta_fn=toy.theta_fn,
+        synth_fn=toy.synth_fn,
+        theta_fn_kwargs=toy.theta_fn_kwargs,
+        params=toy.params,
+    )
     for key in list(args):
         if key in kwargs:
             args[key] = kwargs.pop(key)
@@ -25,8 +30,14 @@ def call(toy=None, **kwargs):
     kwargs.setdefault("save_dir", None)
     kwargs.setdefault("n_iter", 8)
     kwargs.setdefault("progress", False)
-    return run_warmup(args.pop("path_loss"), args.pop("theta_fn"), args.pop("synth_fn"),
-                      args.pop("theta_fn_kwargs"), args.pop("params"), **kwargs)
+    return run_warmup(
+        args.pop("path_loss"),
+        args.pop("theta_fn"),
+        args.pop("synth_fn"),
+        args.pop("theta_fn_kwargs"),
+        args.pop("params"),
+        **kwargs,
+    )
 
 
 def with_grad():
@@ -50,12 +61,20 @@ BAD = [
     ("frozen param", frozen, ValueError, r"params\[0\].*requires_grad"),
     ("duplicate param", lambda: {"params": TOY.params + TOY.params[:1]}, ValueError, "twice"),
     ("kwargs empty", lambda: {"theta_fn_kwargs": []}, ValueError, "theta_fn_kwargs must not"),
-    ("kwargs dict", lambda: {"theta_fn_kwargs": {"x": TOY.batches[0]}}, TypeError,
-     "theta_fn_kwargs must be a list"),
+    (
+        "kwargs dict",
+        lambda: {"theta_fn_kwargs": {"x": TOY.batches[0]}},
+        TypeError,
+        "theta_fn_kwargs must be a list",
+    ),
     ("kwargs no x", lambda: {"theta_fn_kwargs": [{"y": TOY.batches[0]}]}, ValueError, "'x'"),
     ("target key", lambda: {"target_key": "y"}, ValueError, "'y'"),
-    ("synth kwargs length", lambda: {"synth_fn_kwargs": [{}, {}]}, ValueError,
-     r"len\(synth_fn_kwargs\)=2 != len\(theta_fn_kwargs\)=1"),
+    (
+        "synth kwargs length",
+        lambda: {"synth_fn_kwargs": [{}, {}]},
+        ValueError,
+        r"len\(synth_fn_kwargs\)=2 != len\(theta_fn_kwargs\)=1",
+    ),
     ("synth kwargs type", lambda: {"synth_fn_kwargs": [1]}, TypeError, r"synth_fn_kwargs\[0\]"),
     ("start >= end", lambda: {"start_path_idx": 2, "end_path_idx": 2}, ValueError, "start"),
     ("end > P", lambda: {"end_path_idx": 5}, ValueError, "n_paths=4"),
@@ -99,12 +118,13 @@ def test_log_lines(caplog, tmp_path):
     with caplog.at_level(logging.INFO, logger="scrapl.warmup"):
         res = call(save_dir=tmp_path)
     msgs = [r.getMessage() for r in caplog.records if r.name == "scrapl.warmup"]
-    assert msgs[0] == ("Starting warmup_lc_hvp with agg = none for 4 parameter(s) and 1 "
-                       "batch(es), 8 iter (multibatch = False)")
+    assert msgs[0] == (
+        "Starting warmup_lc_hvp with agg = none for 4 parameter(s) and 1 "
+        "batch(es), 8 iter (multibatch = False)"
+    )
     for p in range(4):
         assert msgs[1 + p] == f"path_idx = {p}, curr_vals = {res.vals[p][0]}"
-    assert msgs[5] == ("Saving warmup SCRAPL sampling probabilities to "
-                       f"{(tmp_path / 'probs.pt').resolve()}")
+    assert msgs[5] == (f"Saving warmup SCRAPL sampling probabilities to {(tmp_path / 'probs.pt').resolve()}")
 
 
 def test_log_lines_per_group(caplog):
@@ -133,8 +153,7 @@ def test_nondeterminism_warns_or_raises(caplog):
     encoder = toy.encoder
 
     def noisy(x):
-        return encoder(x.squeeze(1)) + 1e-3 * torch.rand(x.shape[0], toy.n_theta,
-                                                         dtype=x.dtype)
+        return encoder(x.squeeze(1)) + 1e-3 * torch.rand(x.shape[0], toy.n_theta, dtype=x.dtype)
 
     assert not check_is_deterministic(noisy, {"x": toy.batches[0]}, toy.synth_fn)
     assert check_is_deterministic(toy.theta_fn, {"x": toy.batches[0]}, toy.synth_fn)
@@ -164,14 +183,16 @@ def test_values_and_probs_against_dense(tmp_path):
             ev = torch.linalg.eigvals(A[u]).abs().sort(descending=True).values
             if ev[1] < 0.95 * ev[0]:
                 assert table[p, u].item() == pytest.approx(ev[0].item(), rel=1e-2)
-    torch.testing.assert_close(res.probs, closed_form_probs(table, min_prob_frac=0.2),
-                               rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(res.probs, closed_form_probs(table, min_prob_frac=0.2), rtol=1e-12, atol=1e-15)
 
 
 def test_seeded_init_is_shard_and_order_invariant():
     whole = call()
-    parts = {**call(end_path_idx=1).vals, **call(start_path_idx=1, end_path_idx=3).vals,
-             **call(start_path_idx=3).vals}
+    parts = {
+        **call(end_path_idx=1).vals,
+        **call(start_path_idx=1, end_path_idx=3).vals,
+        **call(start_path_idx=3).vals,
+    }
     for p in range(4):
         assert torch.equal(parts[p], whole.vals[p])
     state = torch.get_rng_state()
@@ -211,8 +232,9 @@ def test_power_iteration_report():
     for p in (0, 1):
         (rep,) = res.convergence[p]
         assert rep.errors.shape[1] == 3 and rep.n_iters.max() == rep.errors.shape[0]
-        assert all(rep.errors[n - 1, u] < 1e-6 for u, n in enumerate(rep.n_iters.tolist())
-                   if rep.converged[u])
+        assert all(
+            rep.errors[n - 1, u] < 1e-6 for u, n in enumerate(rep.n_iters.tolist()) if rep.converged[u]
+        )
 
 
 def test_runs_under_no_grad():

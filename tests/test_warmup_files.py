@@ -26,8 +26,17 @@ from scrapl.warmup.files import META_NAME, existing_val_paths, load_vals
 def warmup(toy, save_dir, **kwargs):
     kwargs.setdefault("n_iter", 8)
     kwargs.setdefault("progress", False)
-    return run_warmup(toy.path_loss, toy.theta_fn, toy.synth_fn, toy.theta_fn_kwargs, toy.params,
-                      n_paths=toy.n_paths, n_theta=toy.n_theta, save_dir=save_dir, **kwargs)
+    return run_warmup(
+        toy.path_loss,
+        toy.theta_fn,
+        toy.synth_fn,
+        toy.theta_fn_kwargs,
+        toy.params,
+        n_paths=toy.n_paths,
+        n_theta=toy.n_theta,
+        save_dir=save_dir,
+        **kwargs,
+    )
 
 
 def leftovers(d):
@@ -101,10 +110,18 @@ def test_run_writes_files_and_resume_skips_done_paths(tmp_path):
     assert third.computed == [] and torch.equal(third.probs, full.probs)
 
 
-@pytest.mark.parametrize("change", [
-    {"n_iter": 9}, {"agg": "mean"}, {"engine": "direct"}, {"seed": 1}, {"config": {"J": 3}},
-    {"data": True}, {"weights": True},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"n_iter": 9},
+        {"agg": "mean"},
+        {"engine": "direct"},
+        {"seed": 1},
+        {"config": {"J": 3}},
+        {"data": True},
+        {"weights": True},
+    ],
+)
 def test_mismatched_rerun_fails_before_compute(tmp_path, change):
     toy = make_toy()
     warmup(toy, tmp_path, end_path_idx=1)

@@ -26,23 +26,46 @@ def batches_of(toy):
     return [WarmupBatch(theta_fn_kwargs={"x": x}, target=x) for x in toy.batches]
 
 
-def operator(toy, engine, *, path_idx=0, params=None, theta_batching="loop", multibatch=False,
-             hessian="auto"):
+def operator(
+    toy, engine, *, path_idx=0, params=None, theta_batching="loop", multibatch=False, hessian="auto"
+):
     params = toy.params if params is None else params
     batches = batches_of(toy)
     multibatch = multibatch or len(batches) > 1
     if engine == "direct":
-        return DirectCurvature(path_loss=toy.path_loss, theta_fn=toy.theta_fn,
-                               synth_fn=toy.synth_fn, batches=batches, params=params,
-                               path_idx=path_idx, n_theta=toy.n_theta, multibatch=multibatch,
-                               theta_batching=theta_batching)
-    hessians = [batch_theta_hessian(path_loss=toy.path_loss, theta_fn=toy.theta_fn,
-                                    synth_fn=toy.synth_fn, batch=b, params=toy.params,
-                                    path_idx=path_idx, n_theta=toy.n_theta,
-                                    theta_batching=theta_batching, hessian=hessian,
-                                    keep_theta=not multibatch) for b in batches]
-    return FactoredCurvature(theta_fn=toy.theta_fn, batches=batches, params=params,
-                             hessians=hessians, theta_batching=theta_batching)
+        return DirectCurvature(
+            path_loss=toy.path_loss,
+            theta_fn=toy.theta_fn,
+            synth_fn=toy.synth_fn,
+            batches=batches,
+            params=params,
+            path_idx=path_idx,
+            n_theta=toy.n_theta,
+            multibatch=multibatch,
+            theta_batching=theta_batching,
+        )
+    hessians = [
+        batch_theta_hessian(
+            path_loss=toy.path_loss,
+            theta_fn=toy.theta_fn,
+            synth_fn=toy.synth_fn,
+            batch=b,
+            params=toy.params,
+            path_idx=path_idx,
+            n_theta=toy.n_theta,
+            theta_batching=theta_batching,
+            hessian=hessian,
+            keep_theta=not multibatch,
+        )
+        for b in batches
+    ]
+    return FactoredCurvature(
+        theta_fn=toy.theta_fn,
+        batches=batches,
+        params=params,
+        hessians=hessians,
+        theta_batching=theta_batching,
+    )
 
 
 def random_rows(k, n, seed=0):
@@ -91,8 +114,9 @@ def test_two_different_batches_match_dense(engine):
     toy = make_toy(n_batches=2)
     A = dense_operators(toy, 2)
     V, index = random_rows(3, flat_size(toy.params)), torch.arange(3)
-    torch.testing.assert_close(operator(toy, engine, path_idx=2)(V, index),
-                               torch.einsum("kij,kj->ki", A, V), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        operator(toy, engine, path_idx=2)(V, index), torch.einsum("kij,kj->ki", A, V), rtol=1e-10, atol=1e-12
+    )
 
 
 def test_theta_hessian_auto_detects_coupled_examples():
@@ -132,8 +156,9 @@ def test_factored_refuses_params_that_bypass_theta():
         operator(toy, "factored")
     A = dense_operators(toy, 0)  # the direct engine handles it
     V, index = random_rows(3, flat_size(toy.params)), torch.arange(3)
-    torch.testing.assert_close(operator(toy, "direct")(V, index),
-                               torch.einsum("kij,kj->ki", A, V), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        operator(toy, "direct")(V, index), torch.einsum("kij,kj->ki", A, V), rtol=1e-10, atol=1e-12
+    )
 
 
 def test_loss_reaches_params_graph_walk():
@@ -152,9 +177,18 @@ def test_warmup_values_within_one_percent_of_dense(engine):
         A = dense_operators(toy, p)
         init = [seeded_init(toy.n_theta, flat_size(toy.params), seed=0, key=(p, 0), dtype=F64)]
         vals, results = path_curvatures(
-            path_loss=toy.path_loss, theta_fn=toy.theta_fn, synth_fn=toy.synth_fn,
-            batches=batches_of(toy), groups=[toy.params], path_idx=p, n_theta=toy.n_theta,
-            init_vectors=init, n_iter=400, tol=1e-10, engine=engine)
+            path_loss=toy.path_loss,
+            theta_fn=toy.theta_fn,
+            synth_fn=toy.synth_fn,
+            batches=batches_of(toy),
+            groups=[toy.params],
+            path_idx=p,
+            n_theta=toy.n_theta,
+            init_vectors=init,
+            n_iter=400,
+            tol=1e-10,
+            engine=engine,
+        )
         for u in range(toy.n_theta):
             ev = torch.linalg.eigvals(A[u]).abs().sort(descending=True).values
             if ev[1] > 0.95 * ev[0]:  # no dominant eigenvalue: power iteration is not defined
@@ -171,12 +205,22 @@ def test_per_tensor_groups_use_diagonal_blocks(agg):
     toy = make_toy()
     p = 1
     groups = [[t] for t in toy.params]
-    init = [seeded_init(toy.n_theta, t.numel(), seed=0, key=(p, g), dtype=F64)
-            for g, t in enumerate(toy.params)]
-    vals, _ = path_curvatures(path_loss=toy.path_loss, theta_fn=toy.theta_fn,
-                              synth_fn=toy.synth_fn, batches=batches_of(toy), groups=groups,
-                              path_idx=p, n_theta=toy.n_theta, init_vectors=init, n_iter=500,
-                              tol=1e-12, engine="factored")
+    init = [
+        seeded_init(toy.n_theta, t.numel(), seed=0, key=(p, g), dtype=F64) for g, t in enumerate(toy.params)
+    ]
+    vals, _ = path_curvatures(
+        path_loss=toy.path_loss,
+        theta_fn=toy.theta_fn,
+        synth_fn=toy.synth_fn,
+        batches=batches_of(toy),
+        groups=groups,
+        path_idx=p,
+        n_theta=toy.n_theta,
+        init_vectors=init,
+        n_iter=500,
+        tol=1e-12,
+        engine="factored",
+    )
     assert vals.shape == (len(groups), toy.n_theta)
     for g, t in enumerate(toy.params):
         A = dense_operators(toy, p, params=[t])
@@ -186,8 +230,11 @@ def test_per_tensor_groups_use_diagonal_blocks(agg):
                 continue
             assert vals[g, u].item() == pytest.approx(ev[0].item(), rel=1e-2)
     reduced = aggregate_vals(vals, agg)
-    expected = {"mean": vals.mean(0), "max": vals.max(0).values,
-                "med": vals.sort(0).values[(len(groups) - 1) // 2]}[agg]  # lower middle
+    expected = {
+        "mean": vals.mean(0),
+        "max": vals.max(0).values,
+        "med": vals.sort(0).values[(len(groups) - 1) // 2],
+    }[agg]  # lower middle
     torch.testing.assert_close(reduced, expected)
 
 

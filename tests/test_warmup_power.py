@@ -45,8 +45,9 @@ def test_matches_eigvals_on_explicit_matrices(symmetric, sign, seed):
     gen = torch.Generator().manual_seed(100 + seed)
     rest = (torch.rand(n - 1, generator=gen, dtype=F64) * 3.0 - 1.5).tolist()  # |λ| ≤ 1.5
     A = matrix_with_spectrum([sign * 3.0, *rest], seed, symmetric)
-    res = power_iteration(dense_matvec(A[None]), torch.ones(1, n, dtype=F64) / math.sqrt(n),
-                          n_iter=500, tol=1e-13)
+    res = power_iteration(
+        dense_matvec(A[None]), torch.ones(1, n, dtype=F64) / math.sqrt(n), n_iter=500, tol=1e-13
+    )
     assert res.eigenvalues.item() == pytest.approx(top_eig(A), rel=1e-9)
     assert bool(res.converged.item())
     v = res.eigenvectors[0]
@@ -65,37 +66,44 @@ def test_random_dense_matrices_agree_with_eigvals():
         top = ev[ev.abs().argmax()]
         if abs(top.imag) > 0 or mags[1] / mags[0] > 0.9:
             continue
-        res = power_iteration(dense_matvec(A[None]), torch.ones(1, 10, dtype=F64), n_iter=2000,
-                              tol=1e-14)
+        res = power_iteration(dense_matvec(A[None]), torch.ones(1, 10, dtype=F64), n_iter=2000, tol=1e-14)
         assert res.eigenvalues.item() == pytest.approx(top.real.item(), rel=1e-8)
         checked += 1
     assert checked >= 3
 
 
 def test_batch_equals_one_by_one():
-    mats = torch.stack([matrix_with_spectrum([s * 2.0, 1.0, -0.5, 0.25, 0.1], k, False)
-                        for k, s in enumerate([1.0, -1.0, 1.0])])
+    mats = torch.stack(
+        [
+            matrix_with_spectrum([s * 2.0, 1.0, -0.5, 0.25, 0.1], k, False)
+            for k, s in enumerate([1.0, -1.0, 1.0])
+        ]
+    )
     init = torch.rand(3, 5, generator=torch.Generator().manual_seed(3), dtype=F64)
     batched = power_iteration(dense_matvec(mats), init, n_iter=60, tol=1e-6)
     for i in range(3):
-        single = power_iteration(dense_matvec(mats[i:i + 1]), init[i:i + 1], n_iter=60, tol=1e-6)
+        single = power_iteration(dense_matvec(mats[i : i + 1]), init[i : i + 1], n_iter=60, tol=1e-6)
         assert batched.eigenvalues[i] == single.eigenvalues[0]
         assert batched.n_iters[i] == single.n_iters[0]
-        torch.testing.assert_close(batched.errors[: single.errors.shape[0], i],
-                                   single.errors[:, 0], equal_nan=True, rtol=0, atol=0)
+        torch.testing.assert_close(
+            batched.errors[: single.errors.shape[0], i], single.errors[:, 0], equal_nan=True, rtol=0, atol=0
+        )
 
 
 def test_matvec_only_sees_running_operators():
-    mats = torch.stack([torch.diag(torch.tensor([2.0, 0.0], dtype=F64)),  # converges at once
-                        torch.diag(torch.tensor([1.0, 0.5], dtype=F64))])  # error ~ 4^-k
+    mats = torch.stack(
+        [
+            torch.diag(torch.tensor([2.0, 0.0], dtype=F64)),  # converges at once
+            torch.diag(torch.tensor([1.0, 0.5], dtype=F64)),
+        ]
+    )  # error ~ 4^-k
     seen = []
 
     def matvec(v, index):
         seen.append(index.tolist())
         return dense_matvec(mats)(v, index)
 
-    res = power_iteration(matvec, torch.tensor([[1.0, 0.0], [1.0, 1.0]], dtype=F64), n_iter=6,
-                          tol=1e-6)
+    res = power_iteration(matvec, torch.tensor([[1.0, 0.0], [1.0, 1.0]], dtype=F64), n_iter=6, tol=1e-6)
     assert seen[0] == [0, 1] and seen[1] == [0, 1] and all(s == [1] for s in seen[2:])
     assert res.n_iters.tolist() == [2, 6]
     assert res.converged.tolist() == [True, False]
@@ -110,7 +118,7 @@ def test_error_history_and_early_stop():
     assert err[-1] < 1e-8 <= err[-2]  # stops at the first error below tol
     assert n < 100 and bool(res.converged.item())
     # linear convergence at rate |λ2/λ1| = 1/4 (for the Rayleigh quotient of a non-normal A)
-    assert (err[3:n - 1] / err[2:n - 2]).max() < 0.35
+    assert (err[3 : n - 1] / err[2 : n - 2]).max() < 0.35
 
 
 def test_tol_zero_runs_all_steps():
@@ -134,9 +142,14 @@ def test_unnormalised_first_step_is_the_references():
     assert res.eigenvalues.item() == pytest.approx(2 * 9 + 16)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"n_iter": 0}, "n_iter"), ({"n_iter": 2.0}, "n_iter"), ({"tol": -1.0}, "tol"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_iter": 0}, "n_iter"),
+        ({"n_iter": 2.0}, "n_iter"),
+        ({"tol": -1.0}, "tol"),
+    ],
+)
 def test_argument_errors(kwargs, match):
     A = torch.eye(2, dtype=F64)[None]
     with pytest.raises(ValueError, match=match):

@@ -62,23 +62,30 @@ class Toy:
         return loss
 
 
-def make_toy(*, n_theta: int = 3, n_paths: int = 4, batch_size: int = 3, n_batches: int = 1,
-             seed: int = 0, dtype: torch.dtype = torch.float64, coupled: bool = False,
-             direct_weight: bool = False) -> Toy:
+def make_toy(
+    *,
+    n_theta: int = 3,
+    n_paths: int = 4,
+    batch_size: int = 3,
+    n_batches: int = 1,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    coupled: bool = False,
+    direct_weight: bool = False,
+) -> Toy:
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        encoder = nn.Sequential(nn.Linear(N_SAMPLES, 4), nn.Tanh(), nn.Linear(4, n_theta),
-                                nn.Sigmoid()).to(dtype)
+        encoder = nn.Sequential(nn.Linear(N_SAMPLES, 4), nn.Tanh(), nn.Linear(4, n_theta), nn.Sigmoid()).to(
+            dtype
+        )
         decoder = nn.Sequential(nn.Linear(n_theta, 5), nn.Tanh(), nn.Linear(5, N_SAMPLES)).to(dtype)
     proj = torch.randn(n_paths, N_SAMPLES, 3, generator=gen, dtype=dtype)
-    batches = [torch.randn(batch_size, 1, N_SAMPLES, generator=gen, dtype=dtype)
-               for _ in range(n_batches)]
+    batches = [torch.randn(batch_size, 1, N_SAMPLES, generator=gen, dtype=dtype) for _ in range(n_batches)]
     return Toy(encoder, decoder, proj, batches, n_theta, coupled, direct_weight)
 
 
-def dense_operators(toy: Toy, path_idx: int, params: list[torch.Tensor] | None = None
-                    ) -> torch.Tensor:
+def dense_operators(toy: Toy, path_idx: int, params: list[torch.Tensor] | None = None) -> torch.Tensor:
     """``(nθ, n, n)``: the matrices ``A_u`` (summed over batches), built with
     ``torch.autograd.functional.jacobian`` of ``g_u(w)`` (``A_u = (∂g_u/∂w)ᵀ``).
 
@@ -93,8 +100,7 @@ def dense_operators(toy: Toy, path_idx: int, params: list[torch.Tensor] | None =
 
     def g_u(w: torch.Tensor, u: int) -> torch.Tensor:
         weights = {k: v.detach() for k, v in all_params.items()}
-        weights.update({k: c.view_as(all_params[k]) for k, c in zip(sel, w.split(sizes),
-                                                                      strict=True)})
+        weights.update({k: c.view_as(all_params[k]) for k, c in zip(sel, w.split(sizes), strict=True)})
         total = 0.0
         for x in toy.batches:
             theta = functional_call(toy.encoder, weights, (x.squeeze(1),))
@@ -105,13 +111,13 @@ def dense_operators(toy: Toy, path_idx: int, params: list[torch.Tensor] | None =
             c = torch.autograd.grad(loss, theta, create_graph=True)[0]
             mask = torch.zeros_like(c)
             mask[:, u] = 1.0
-            g = torch.autograd.grad(theta, [weights[k] for k in sel], grad_outputs=c * mask,
-                                    create_graph=True)
+            g = torch.autograd.grad(
+                theta, [weights[k] for k in sel], grad_outputs=c * mask, create_graph=True
+            )
             total = total + torch.cat([q.reshape(-1) for q in g])
         return total
 
-    mats = [torch.autograd.functional.jacobian(lambda w, u=u: g_u(w, u), w0).T
-            for u in range(toy.n_theta)]
+    mats = [torch.autograd.functional.jacobian(lambda w, u=u: g_u(w, u), w0).T for u in range(toy.n_theta)]
     return torch.stack(mats)
 
 
@@ -130,8 +136,7 @@ def test_dense_operators_sum_to_the_weight_hessian():
     w0 = torch.cat([p.detach().reshape(-1) for p in toy.params])
 
     def loss_of_w(w):
-        weights = {k: c.view_as(p) for k, c, p in zip(names, w.split(sizes), toy.params,
-                                                      strict=True)}
+        weights = {k: c.view_as(p) for k, c, p in zip(names, w.split(sizes), toy.params, strict=True)}
         x = toy.batches[0]
         theta = functional_call(toy.encoder, weights, (x.squeeze(1),))
         return toy.path_loss(toy.decoder(theta).unsqueeze(1), x, 1)

@@ -39,8 +39,17 @@ def fetch(dest: Path = DEST) -> Path:
     wheel = dest / WHEEL
     if not wheel.exists() or _sha256(wheel) != SHA256:
         with tempfile.TemporaryDirectory() as tmp:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                   "scrapl-loss==0.1.0", "-d", tmp]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "scrapl-loss==0.1.0",
+                "-d",
+                tmp,
+            ]
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
             shutil.copyfile(Path(tmp) / WHEEL, wheel)
     digest = _sha256(wheel)

@@ -99,8 +99,11 @@ def plot_first_order(jtfs: TimeFrequencyScattering, cfg: dict) -> Path:
     ax.set_xlim(1, SR / 2)
     ax.set_xlabel("frequency (Hz)")
     ax.set_ylabel("|ψ̂₁(ω)|")
-    ax.set_title(f"First order: {len(bank.psi1)} wavelets (Q1={cfg['Q1']} per octave over "
-                 f"J={cfg['J']} octaves), sr = {SR} Hz", fontsize=10)
+    ax.set_title(
+        f"First order: {len(bank.psi1)} wavelets (Q1={cfg['Q1']} per octave over "
+        f"J={cfg['J']} octaves), sr = {SR} Hz",
+        fontsize=10,
+    )
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3, which="both")
     return _save(fig, "filterbank_first_order.png")
@@ -112,16 +115,17 @@ def plot_second_order(jtfs: TimeFrequencyScattering, cfg: dict) -> Path:
     used = {p.n2 for p in jtfs.paths}
     fig, ax = plt.subplots(figsize=(9, 3.4))
     for n2, row in enumerate(psi2):
-        ax.plot(f, row, lw=0.9, color="tab:green" if n2 in used else "0.7",
-                ls="-" if n2 in used else "--")
+        ax.plot(f, row, lw=0.9, color="tab:green" if n2 in used else "0.7", ls="-" if n2 in used else "--")
     ax.plot([], [], color="tab:green", label="gives paths")
     ax.plot([], [], color="0.7", ls="--", label="no first-order filter below it: no path")
     ax.set_xscale("log")
     ax.set_xlim(0.5, SR / 2)
     ax.set_xlabel("temporal modulation rate (Hz)")
     ax.set_ylabel("|ψ̂₂(ω)|")
-    ax.set_title(f"Second order (time): {len(bank.psi2)} wavelets, Q2={cfg['Q2']} per octave, "
-                 f"{len(used)} used", fontsize=10)
+    ax.set_title(
+        f"Second order (time): {len(bank.psi2)} wavelets, Q2={cfg['Q2']} per octave, {len(used)} used",
+        fontsize=10,
+    )
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3, which="both")
     return _save(fig, "filterbank_second_order.png")
@@ -143,9 +147,11 @@ def plot_frequential(jtfs: TimeFrequencyScattering, cfg: dict) -> Path:
     ax.set_xlabel("frequential modulation scale (cycles per octave)")
     ax.set_ylabel("|ψ̂_fr|")
     K = (len(bank.psi_fr) - 1) // 2
-    ax.set_title(f"Frequential: {K} wavelets per spin (Q_fr={cfg['Q_fr']} per octave over "
-                 f"J_fr={cfg['J_fr']} octaves) + 1 low-pass, on {n} bins (Q1={c.Q1} bins/octave)",
-                 fontsize=10)
+    ax.set_title(
+        f"Frequential: {K} wavelets per spin (Q_fr={cfg['Q_fr']} per octave over "
+        f"J_fr={cfg['J_fr']} octaves) + 1 low-pass, on {n} bins (Q1={c.Q1} bins/octave)",
+        fontsize=10,
+    )
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, "filterbank_frequential.png")
@@ -156,8 +162,11 @@ def _path_map_axes(ax: plt.Axes, jtfs: TimeFrequencyScattering, cfg: dict, *, le
     rate = np.array([p.rate_hz(SR) for p in paths])
     scale = np.array([p.scale_cycles_per_octave for p in paths])
     spin = np.array([p.spin for p in paths])
-    for s, color, label in ((1, "tab:purple", "spin up"), (-1, "tab:orange", "spin down"),
-                            (0, "tab:gray", "frequential low-pass (spin 0)")):
+    for s, color, label in (
+        (1, "tab:purple", "spin up"),
+        (-1, "tab:orange", "spin down"),
+        (0, "tab:gray", "frequential low-pass (spin 0)"),
+    ):
         m = spin == s
         ax.scatter(rate[m], scale[m], s=14, color=color, label=f"{label}: {m.sum()} paths")
     ax.set_xscale("log")
@@ -213,8 +222,9 @@ def _time(fn, repeats: int) -> float:
     return best
 
 
-def _measure_config(label: str, cfg: dict, *, batch: int, n_paths_timed: int, repeats: int,
-                    full_max_paths: int) -> dict:
+def _measure_config(
+    label: str, cfg: dict, *, batch: int, n_paths_timed: int, repeats: int, full_max_paths: int
+) -> dict:
     t0 = time.process_time()
     loss_fn = SCRAPLLoss(**cfg, use_p_adam=False, use_p_saga=False)
     build = time.process_time() - t0
@@ -233,8 +243,9 @@ def _measure_config(label: str, cfg: dict, *, batch: int, n_paths_timed: int, re
         with torch.no_grad():
             S_t = loss_fn.jtfs.all_paths(target.reshape(-1, N))
         S_x = loss_fn.jtfs.all_paths(x.reshape(-1, N))
-        sum(torch.linalg.vector_norm(a - b, dim=(-2, -1)).mean()
-            for a, b in zip(S_x, S_t, strict=True)).backward()
+        sum(
+            torch.linalg.vector_norm(a - b, dim=(-2, -1)).mean() for a, b in zip(S_x, S_t, strict=True)
+        ).backward()
 
     per_path = []
     for k in indices:
@@ -244,17 +255,38 @@ def _measure_config(label: str, cfg: dict, *, batch: int, n_paths_timed: int, re
     if P <= full_max_paths:
         full_step()  # warm-up: builds every path's cached operators
         full = _time(full_step, 1)
-    row = dict(label=label, cfg=cfg, P=P, shape=loss_fn.jtfs.path_shape(0), build=build,
-               step_mean=statistics.fmean(per_path), step_min=min(per_path),
-               step_max=max(per_path), n_timed=len(indices), full=full)
-    print(f"{label:24s} P={P:4d} step mean {row['step_mean'] * 1e3:7.1f} ms "
-          f"full {'-' if full is None else f'{full:.2f} s'}", flush=True)
+    row = dict(
+        label=label,
+        cfg=cfg,
+        P=P,
+        shape=loss_fn.jtfs.path_shape(0),
+        build=build,
+        step_mean=statistics.fmean(per_path),
+        step_min=min(per_path),
+        step_max=max(per_path),
+        n_timed=len(indices),
+        full=full,
+    )
+    print(
+        f"{label:24s} P={P:4d} step mean {row['step_mean'] * 1e3:7.1f} ms "
+        f"full {'-' if full is None else f'{full:.2f} s'}",
+        flush=True,
+    )
     return row
 
 
 def measure_costs(*, batch: int, n_paths_timed: int, repeats: int, full_max_paths: int) -> list[dict]:
-    return [_measure_config(label, cfg, batch=batch, n_paths_timed=n_paths_timed, repeats=repeats,
-                            full_max_paths=full_max_paths) for label, cfg in COST_CONFIGS]
+    return [
+        _measure_config(
+            label,
+            cfg,
+            batch=batch,
+            n_paths_timed=n_paths_timed,
+            repeats=repeats,
+            full_max_paths=full_max_paths,
+        )
+        for label, cfg in COST_CONFIGS
+    ]
 
 
 def _machine() -> str:
@@ -266,15 +298,22 @@ def _machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} logical CPUs visible, torch {torch.__version__} "
-            f"with {torch.get_num_threads()} thread(s), Python {platform.python_version()}, "
-            f"{platform.system()}")
+    return (
+        f"{cpu}, {os.cpu_count()} logical CPUs visible, torch {torch.__version__} "
+        f"with {torch.get_num_threads()} thread(s), Python {platform.python_version()}, "
+        f"{platform.system()}"
+    )
 
 
 def save_costs(rows: list[dict], *, batch: int, repeats: int, n_paths_timed: int) -> Path:
     """Keep the raw measurements, so that the table and the plot can be redrawn without them."""
-    data = {"machine": _machine(), "batch": batch, "repeats": repeats,
-            "n_paths_timed": n_paths_timed, "rows": rows}
+    data = {
+        "machine": _machine(),
+        "batch": batch,
+        "repeats": repeats,
+        "n_paths_timed": n_paths_timed,
+        "rows": rows,
+    }
     SNIPPETS.mkdir(parents=True, exist_ok=True)
     path = SNIPPETS / "path_costs.json"
     path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
@@ -295,7 +334,8 @@ def write_cost_table(data: dict) -> Path:
         lines.append(
             f"| {r['label']} | {cfg} | {r['P']} | {tuple(r['shape'])} | "
             f"{r['step_mean'] * 1e3:,.1f} ms ({r['step_min'] * 1e3:,.1f}–{r['step_max'] * 1e3:,.1f}) "
-            f"| {full} | {ratio} | {r['build'] * 1e3:,.0f} ms |")
+            f"| {full} | {ratio} | {r['build'] * 1e3:,.0f} ms |"
+        )
     lines += [
         "",
         f"Measured by `python tools/make_doc_figures.py` on {data['machine']}. Times are CPU "
@@ -325,8 +365,7 @@ def plot_costs(data: dict) -> Path:
     ax.barh(y - 0.2, step, height=0.38, color="tab:blue", label="one SCRAPL step (one path)")
     ax.barh(y + 0.2, full, height=0.38, color="tab:red", label="full JTFS step (all P paths)")
     for yi, s, f in zip(y, step, full, strict=True):
-        ax.text(s * 1.08, yi - 0.2, f"{s:,.0f} ms" if s >= 10 else f"{s:.1f} ms", va="center",
-                fontsize=7)
+        ax.text(s * 1.08, yi - 0.2, f"{s:,.0f} ms" if s >= 10 else f"{s:.1f} ms", va="center", fontsize=7)
         if np.isfinite(f):
             ax.text(f * 1.08, yi + 0.2, f"{f:,.0f} ms  ({f / s:.0f}×)", va="center", fontsize=7)
     ax.set_yticks(y, labels, fontsize=8)
@@ -334,8 +373,7 @@ def plot_costs(data: dict) -> Path:
     ax.set_xscale("log")
     ax.set_xlim(right=np.nanmax(full) * 8 if np.isfinite(full).any() else step.max() * 8)
     ax.set_xlabel("CPU time of forward + backward, batch of 4 (ms, log scale)")
-    ax.set_title("A training step: one sampled path (SCRAPL) vs every path (full JTFS)",
-                 fontsize=10)
+    ax.set_title("A training step: one sampled path (SCRAPL) vs every path (full JTFS)", fontsize=10)
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(alpha=0.3, axis="x", which="both")
     return _save(fig, "path_costs.png")
@@ -369,9 +407,15 @@ def seed_output() -> Path:
     env = {k: v for k, v in os.environ.items() if k not in ("LOGLEVEL", "SCRAPL_LOGLEVEL")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run([sys.executable, str(ROOT / "examples" / "seed_readme.py")], cwd=tmp,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              check=True)
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "seed_readme.py")],
+            cwd=tmp,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=True,
+        )
     lines = _terminal_lines(proc.stdout)
     bar = "theta-IS warmup:"
     bars = [line for line in lines if line.startswith(bar)]
@@ -392,17 +436,24 @@ def seed_output() -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip-timing", action="store_true",
-                        help="do not measure: redraw the cost table and plot from the saved "
-                             "measurements (docs/_snippets/path_costs.json)")
+    parser.add_argument(
+        "--skip-timing",
+        action="store_true",
+        help="do not measure: redraw the cost table and plot from the saved "
+        "measurements (docs/_snippets/path_costs.json)",
+    )
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--paths", type=int, default=8, help="paths timed per configuration")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--full-max-paths", type=int, default=400,
-                        help="time the full JTFS only up to this many paths")
+    parser.add_argument(
+        "--full-max-paths", type=int, default=400, help="time the full JTFS only up to this many paths"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the timings")
-    parser.add_argument("--seed-output", action="store_true",
-                        help="also rerun examples/seed_readme.py and save its console output")
+    parser.add_argument(
+        "--seed-output",
+        action="store_true",
+        help="also rerun examples/seed_readme.py and save its console output",
+    )
     args = parser.parse_args()
 
     jtfs = TimeFrequencyScattering(**SEED_CONFIG)
@@ -414,10 +465,17 @@ def main() -> None:
     costs = SNIPPETS / "path_costs.json"
     if not args.skip_timing:
         torch.set_num_threads(args.threads)
-        rows = measure_costs(batch=args.batch, n_paths_timed=args.paths, repeats=args.repeats,
-                             full_max_paths=args.full_max_paths)
-        print(save_costs(rows, batch=args.batch, repeats=args.repeats,
-                         n_paths_timed=args.paths).relative_to(ROOT))
+        rows = measure_costs(
+            batch=args.batch,
+            n_paths_timed=args.paths,
+            repeats=args.repeats,
+            full_max_paths=args.full_max_paths,
+        )
+        print(
+            save_costs(rows, batch=args.batch, repeats=args.repeats, n_paths_timed=args.paths).relative_to(
+                ROOT
+            )
+        )
     if costs.is_file():
         data = json.loads(costs.read_text(encoding="utf-8"))
         print(write_cost_table(data).relative_to(ROOT))

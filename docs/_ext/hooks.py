@@ -67,8 +67,10 @@ def _include(match: re.Match, page_src: str) -> str:
     rel = match["path"]
     source = ROOT / rel
     if not source.is_file():
-        return (f'!!! note "Not produced yet"\n    `{rel}` does not exist in this checkout yet; '
-                f"it appears here once it is committed.\n")
+        return (
+            f'!!! note "Not produced yet"\n    `{rel}` does not exist in this checkout yet; '
+            f"it appears here once it is committed.\n"
+        )
     depth = len(Path(page_src).parts) - 1
     text = _rewrite_links(source.read_text(encoding="utf-8"), source, depth)
     return f"*Included from `{rel}`.*\n\n" + _demote_headings(text) + "\n"
@@ -76,11 +78,14 @@ def _include(match: re.Match, page_src: str) -> str:
 
 def _figures(match: re.Match, page_src: str) -> str:
     folder = DOCS / match["dir"]
-    figures = sorted(p for p in folder.glob("*") if p.suffix.lower() in _IMAGE_SUFFIXES) \
-        if folder.is_dir() else []
+    figures = (
+        sorted(p for p in folder.glob("*") if p.suffix.lower() in _IMAGE_SUFFIXES) if folder.is_dir() else []
+    )
     if not figures:
-        return (f'!!! note "Not produced yet"\n    No figures in `docs/{match["dir"]}` yet; '
-                f"they appear here once they are committed.\n")
+        return (
+            f'!!! note "Not produced yet"\n    No figures in `docs/{match["dir"]}` yet; '
+            f"they appear here once they are committed.\n"
+        )
     page_dir = (DOCS / page_src).parent
     lines = []
     for fig in figures:
@@ -104,8 +109,7 @@ def on_files(files: Files, config, **kwargs) -> Files:
                 if not _is_relative(target):
                     continue
                 path = (source.parent / target.split("#")[0]).resolve()
-                if path.suffix.lower() in _IMAGE_SUFFIXES and path.is_file() \
-                        and path.is_relative_to(ROOT):
+                if path.suffix.lower() in _IMAGE_SUFFIXES and path.is_file() and path.is_relative_to(ROOT):
                     src_uri = f"{_ASSETS}/{path.relative_to(ROOT).as_posix()}"
                     if files.get_file_from_path(src_uri) is None:
                         files.append(File.generated(config, src_uri, abs_src_path=str(path)))

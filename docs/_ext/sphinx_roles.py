@@ -15,7 +15,8 @@ from typing import Any
 import griffe
 
 _ROLE = re.compile(
-    r":(?:py:)?(?:class|func|meth|attr|mod|obj|data|exc|const):`(?P<tilde>~?)(?P<target>[^`]+)`")
+    r":(?:py:)?(?:class|func|meth|attr|mod|obj|data|exc|const):`(?P<tilde>~?)(?P<target>[^`]+)`"
+)
 
 
 def _candidates(obj: griffe.Object, target: str) -> list[str]:
@@ -36,7 +37,7 @@ def _resolve(pkg: griffe.Module, obj: griffe.Object, target: str) -> str:
         if not path.startswith(root + "."):
             continue
         try:
-            pkg[path[len(root) + 1:]]
+            pkg[path[len(root) + 1 :]]
         except (KeyError, ValueError, AttributeError, griffe.AliasResolutionError):
             continue
         return path

@@ -28,8 +28,15 @@ def as_int_in(name: str, value: object, low: int, high: int | None = None) -> in
     return k
 
 
-def as_float(name: str, value: object, *, low: float | None = None, high: float | None = None,
-             low_open: bool = False, high_open: bool = False) -> float:
+def as_float(
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """Return ``value`` as a finite float within the given bounds.
 
     Raises:

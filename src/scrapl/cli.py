@@ -55,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     _add_demo_parser(sub)
     _add_paths_parser(sub)
-    sub.add_parser("bench", help="run benchmarks/run.py of a source checkout (arguments forwarded)",
-                   add_help=False)
+    sub.add_parser(
+        "bench", help="run benchmarks/run.py of a source checkout (arguments forwarded)", add_help=False
+    )
     return parser
 
 
@@ -64,29 +65,41 @@ def _add_demo_parser(sub) -> None:
     from .demo.config import RUNS
 
     p = sub.add_parser(
-        "demo", help="unsupervised sound matching: SCRAPL vs MSS vs supervised (CPU, minutes)",
+        "demo",
+        help="unsupervised sound matching: SCRAPL vs MSS vs supervised (CPU, minutes)",
         description="Train an encoder to recover the AM and FM rates of a chirplet synthesizer from "
-                    "its sound, with SCRAPL (θ-IS and uniform sampling, P-Adam + P-SAGA), the "
-                    "multi-resolution STFT loss and a supervised parameter loss, on the same data "
-                    "from the same initial weights. Writes metrics (CSV, JSON) and PNG figures.")
+        "its sound, with SCRAPL (θ-IS and uniform sampling, P-Adam + P-SAGA), the "
+        "multi-resolution STFT loss and a supervised parameter loss, on the same data "
+        "from the same initial weights. Writes metrics (CSV, JSON) and PNG figures.",
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="seconds-long smoke run of every stage")
-    mode.add_argument("--paper", action="store_true",
-                      help="the paper's setting (4 s signals, 315 paths, 8000 steps): a GPU job")
+    mode.add_argument(
+        "--paper",
+        action="store_true",
+        help="the paper's setting (4 s signals, 315 paths, 8000 steps): a GPU job",
+    )
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--steps", type=_positive_int, help="training steps of every run")
     p.add_argument("--batch-size", type=_positive_int, help="batch size of every run")
     p.add_argument("--seed", type=int, default=0, help="data split, weights, batches (default 0)")
     p.add_argument("--out-dir", default="scrapl_demo", help="output directory (default: scrapl_demo)")
     p.add_argument("--runs", help=f"comma-separated subset of {','.join(RUNS)}")
-    p.add_argument("--am", choices=("slow", "fast"), help="θ_AM range: slow [0.99, 1.98] Hz or "
-                   "fast [3.96, 7.92] Hz")
-    p.add_argument("--fm", choices=("slow", "mid", "fast"), help="θ_FM range: slow [0.5, 1], mid "
-                   "[2, 4] or fast [8, 16] octaves/s")
+    p.add_argument(
+        "--am", choices=("slow", "fast"), help="θ_AM range: slow [0.99, 1.98] Hz or fast [3.96, 7.92] Hz"
+    )
+    p.add_argument(
+        "--fm",
+        choices=("slow", "mid", "fast"),
+        help="θ_FM range: slow [0.5, 1], mid [2, 4] or fast [8, 16] octaves/s",
+    )
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's)")
-    p.add_argument("--workers", type=_positive_int,
-                   help="runs made in parallel processes on the CPU (default: one per core, at most "
-                        "one per run; each gets cores / workers threads)")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        help="runs made in parallel processes on the CPU (default: one per core, at most "
+        "one per run; each gets cores / workers threads)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--verbose", action="store_true", help="show the library's INFO log lines")
     p.set_defaults(handler=_cmd_demo, subparser=p)
@@ -94,10 +107,12 @@ def _add_demo_parser(sub) -> None:
 
 def _add_paths_parser(sub) -> None:
     p = sub.add_parser(
-        "paths", help="list the scattering paths of a JTFS configuration",
+        "paths",
+        help="list the scattering paths of a JTFS configuration",
         description="List the second-order JTFS paths (n2, n_fr) that SCRAPLLoss samples from, with "
-                    "their temporal rate in Hz and frequential scale in cycles per octave. The "
-                    "defaults are the paper's configuration.")
+        "their temporal rate in Hz and frequential scale in cycles per octave. The "
+        "defaults are the paper's configuration.",
+    )
     p.add_argument("--shape", type=_positive_int, default=32768, help="signal length (default 32768)")
     p.add_argument("--J", type=int, default=12, help="octaves, temporal wavelets (default 12)")
     p.add_argument("--Q1", type=int, default=8, help="first-order wavelets per octave (default 8)")
@@ -114,8 +129,9 @@ def _add_paths_parser(sub) -> None:
 
 def path_rows(paths: Sequence, sr: float) -> list[tuple]:
     """One row per path: index, n2, n_fr, j2, j_fr, spin, rate in Hz, scale in cycles/octave."""
-    return [(p.idx, p.n2, p.n_fr, p.j2, p.j_fr, p.spin, p.rate_hz(sr), p.scale_cycles_per_octave)
-            for p in paths]
+    return [
+        (p.idx, p.n2, p.n_fr, p.j2, p.j_fr, p.spin, p.rate_hz(sr), p.scale_cycles_per_octave) for p in paths
+    ]
 
 
 def _cmd_paths(args, parser: argparse.ArgumentParser) -> int:
@@ -127,7 +143,16 @@ def _cmd_paths(args, parser: argparse.ArgumentParser) -> int:
 
         d = DemoConfig()
         args.shape, args.J, args.Q1, args.Q2, args.J_fr, args.Q_fr, args.T, args.F, args.sr = (
-            d.n_samples, d.J, d.Q1, d.Q2, d.J_fr, d.Q_fr, d.T, None, d.sr)
+            d.n_samples,
+            d.J,
+            d.Q1,
+            d.Q2,
+            d.J_fr,
+            d.Q_fr,
+            d.T,
+            None,
+            d.sr,
+        )
     if not args.sr > 0:
         parser.error(f"argument --sr: must be > 0, got {args.sr!r}")
     try:
@@ -144,11 +169,15 @@ def _cmd_paths(args, parser: argparse.ArgumentParser) -> int:
         sys.stdout.write(buf.getvalue())
         return 0
     header = ("index", "(n2,n_fr)", "j2", "j_fr", "spin", f"rate Hz (sr={args.sr:g})", "scale cyc/oct")
-    body = [(str(r[0]), f"({r[1]},{r[2]})", str(r[3]), str(r[4]), f"{r[5]:+d}", f"{r[6]:.3f}", f"{r[7]:+.3f}")
-            for r in rows]
+    body = [
+        (str(r[0]), f"({r[1]},{r[2]})", str(r[3]), str(r[4]), f"{r[5]:+d}", f"{r[6]:.3f}", f"{r[7]:+.3f}")
+        for r in rows
+    ]
     widths = [max(len(x) for x in col) for col in zip(header, *body, strict=True)]
-    print(f"JTFS shape={args.shape}, J={args.J}, Q1={args.Q1}, Q2={args.Q2}, J_fr={args.J_fr}, "
-          f"Q_fr={args.Q_fr}, T={args.T}, F={args.F}: {len(rows)} paths")
+    print(
+        f"JTFS shape={args.shape}, J={args.J}, Q1={args.Q1}, Q2={args.Q2}, J_fr={args.J_fr}, "
+        f"Q_fr={args.Q_fr}, T={args.T}, F={args.F}: {len(rows)} paths"
+    )
     for line in [header, tuple("-" * w for w in widths), *body]:
         print("  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)))
     return 0
@@ -169,8 +198,15 @@ def _cmd_demo(args, parser: argparse.ArgumentParser) -> int:
     runs = None if args.runs is None else tuple(r.strip() for r in args.runs.split(",") if r.strip())
     name = "quick" if args.quick else "paper" if args.paper else "default"
     try:
-        cfg = preset(name, steps=args.steps, batch_size=args.batch_size, seed=args.seed, runs=runs,
-                     am=args.am, fm=args.fm)
+        cfg = preset(
+            name,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            runs=runs,
+            am=args.am,
+            fm=args.fm,
+        )
     except ValueError as err:
         parser.error(str(err))
     if args.threads is not None:
@@ -180,25 +216,37 @@ def _cmd_demo(args, parser: argparse.ArgumentParser) -> int:
     if not args.verbose:
         scrapl_log.setLevel(logging.WARNING)
     try:
-        print(f"scrapl demo ({name}): {len(cfg.runs)} runs × {cfg.steps} steps, batch {cfg.batch_size}, "
-              f"seed {cfg.seed}, device {device} -> {args.out_dir}")
+        print(
+            f"scrapl demo ({name}): {len(cfg.runs)} runs × {cfg.steps} steps, batch {cfg.batch_size}, "
+            f"seed {cfg.seed}, device {device} -> {args.out_dir}"
+        )
         workers = args.workers or min(len(cfg.runs), os.cpu_count() or 1)
-        result = run_demo(cfg, args.out_dir, device=str(device), progress=not args.no_progress,
-                          workers=workers if device.type == "cpu" else 1, threads=args.threads)
+        result = run_demo(
+            cfg,
+            args.out_dir,
+            device=str(device),
+            progress=not args.no_progress,
+            workers=workers if device.type == "cpu" else 1,
+            threads=args.threads,
+        )
     finally:
         scrapl_log.setLevel(level)
     print()
     print(format_table(result))
-    print(f"\nwrote {Path(args.out_dir) / 'metrics.csv'}, metrics.json, val_history.csv, "
-          f"val_error.png" + (", theta_is_probs.png" if result.probs is not None else ""))
+    print(
+        f"\nwrote {Path(args.out_dir) / 'metrics.csv'}, metrics.json, val_history.csv, "
+        f"val_error.png" + (", theta_is_probs.png" if result.probs is not None else "")
+    )
     return 0
 
 
 def _cmd_bench(argv: list[str]) -> int:
     if not BENCH_RUNNER.is_file():
-        print(f"scrapl bench: error: needs a source checkout of scrapl (benchmarks/run.py not found at "
-              f"{BENCH_RUNNER}); clone the repository and install it with `pip install -e .`",
-              file=sys.stderr)
+        print(
+            f"scrapl bench: error: needs a source checkout of scrapl (benchmarks/run.py not found at "
+            f"{BENCH_RUNNER}); clone the repository and install it with `pip install -e .`",
+            file=sys.stderr,
+        )
         return 2
     spec = importlib.util.spec_from_file_location("scrapl_bench_runner", BENCH_RUNNER)
     if spec is None or spec.loader is None:

@@ -8,8 +8,7 @@ from torch import Tensor
 __all__ = ["path_distance"]
 
 
-def path_distance(S_x: Tensor, S_target: Tensor, *, p: float = 2.0,
-                  log1p_eps: float | None = None) -> Tensor:
+def path_distance(S_x: Tensor, S_target: Tensor, *, p: float = 2.0, log1p_eps: float | None = None) -> Tensor:
     """Return the mean over the batch of the ``p``-norm of the coefficient difference on one path.
 
     ``d_b = ( sum_{nu, tau} | rho(S_target[b]) - rho(S_x[b]) |^p )^(1/p)``, ``loss = mean_b d_b``,

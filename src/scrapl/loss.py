@@ -85,18 +85,51 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         >>> loss = loss_fn(torch.randn(2, 1, 4096), torch.randn(2, 1, 4096), seed=0)  # doctest: +SKIP
     """
 
-    def __init__(self, shape: int, J: int, Q1: int, Q2: int, J_fr: int, Q_fr: int,
-                 T: AveragingArg = None, F: AveragingArg = None, p: float = 2,
-                 use_rho_log1p: bool = False, log1p_eps: float = 1e-3, grad_mult: float = 1e8,
-                 use_p_adam: bool = True, use_p_saga: bool = True,
-                 sample_all_paths_first: bool = False, n_theta: int = 1,
-                 min_prob_frac: float = 0.0, probs_path: str | None = None, eps: float = 1e-12,
-                 p_adam_b1: float = 0.9, p_adam_b2: float = 0.999, p_adam_eps: float = 1e-8,
-                 *, compat: str = "paper", sync_paths: bool = True) -> None:
+    def __init__(
+        self,
+        shape: int,
+        J: int,
+        Q1: int,
+        Q2: int,
+        J_fr: int,
+        Q_fr: int,
+        T: AveragingArg = None,
+        F: AveragingArg = None,
+        p: float = 2,
+        use_rho_log1p: bool = False,
+        log1p_eps: float = 1e-3,
+        grad_mult: float = 1e8,
+        use_p_adam: bool = True,
+        use_p_saga: bool = True,
+        sample_all_paths_first: bool = False,
+        n_theta: int = 1,
+        min_prob_frac: float = 0.0,
+        probs_path: str | None = None,
+        eps: float = 1e-12,
+        p_adam_b1: float = 0.9,
+        p_adam_b2: float = 0.999,
+        p_adam_eps: float = 1e-8,
+        *,
+        compat: str = "paper",
+        sync_paths: bool = True,
+    ) -> None:
         super().__init__()
-        self._init_hparams(p, use_rho_log1p, log1p_eps, grad_mult, use_p_adam, use_p_saga,
-                           sample_all_paths_first, n_theta, min_prob_frac, eps, p_adam_b1,
-                           p_adam_b2, p_adam_eps, compat)
+        self._init_hparams(
+            p,
+            use_rho_log1p,
+            log1p_eps,
+            grad_mult,
+            use_p_adam,
+            use_p_saga,
+            sample_all_paths_first,
+            n_theta,
+            min_prob_frac,
+            eps,
+            p_adam_b1,
+            p_adam_b2,
+            p_adam_eps,
+            compat,
+        )
         self.sync_paths = as_bool("sync_paths", sync_paths)
         self.J, self.Q1, self.Q2, self.J_fr, self.Q_fr, self.T, self.F = J, Q1, Q2, J_fr, Q_fr, T, F
         self.jtfs = TimeFrequencyScattering(shape, J, Q1, Q2, J_fr, Q_fr, T, F)
@@ -107,9 +140,23 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
             self.load_probs(probs_path)
 
     # -- construction ------------------------------------------------------------------------------
-    def _init_hparams(self, p, use_rho_log1p, log1p_eps, grad_mult, use_p_adam, use_p_saga,
-                      sample_all_paths_first, n_theta, min_prob_frac, eps, b1, b2, adam_eps,
-                      compat) -> None:
+    def _init_hparams(
+        self,
+        p,
+        use_rho_log1p,
+        log1p_eps,
+        grad_mult,
+        use_p_adam,
+        use_p_saga,
+        sample_all_paths_first,
+        n_theta,
+        min_prob_frac,
+        eps,
+        b1,
+        b2,
+        adam_eps,
+        compat,
+    ) -> None:
         self.p = as_float("p", p, low=1.0)
         self.use_rho_log1p = as_bool("use_rho_log1p", use_rho_log1p)
         self.log1p_eps = as_float("log1p_eps", log1p_eps, low=0.0, low_open=True)
@@ -120,12 +167,12 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         if use_p_adam and not use_rho_log1p and not self.grad_mult > 1.0:
             raise ValueError(
                 f"grad_mult must be > 1 when use_p_adam=True and use_rho_log1p=False (JTFS "
-                f"gradients are too small for Adam's squared moments), got {grad_mult!r}")
+                f"gradients are too small for Adam's squared moments), got {grad_mult!r}"
+            )
         if isinstance(n_theta, bool) or not isinstance(n_theta, numbers.Integral) or n_theta < 1:
             raise ValueError(f"n_theta must be an int >= 1, got {n_theta!r}")
         self.n_theta = int(n_theta)
-        self.min_prob_frac = as_float("min_prob_frac", min_prob_frac, low=0.0, high=1.0,
-                                           high_open=True)
+        self.min_prob_frac = as_float("min_prob_frac", min_prob_frac, low=0.0, high=1.0, high_open=True)
         self.eps = as_float("eps", eps, low=0.0, low_open=True)
         self.p_adam_b1 = as_float("p_adam_b1", b1, low=0.0, high=1.0, high_open=True)
         self.p_adam_b2 = as_float("p_adam_b2", b2, low=0.0, high=1.0, high_open=True)
@@ -136,8 +183,10 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
 
     def _init_state(self, engine: PathEngine) -> None:
         if engine.n_paths < 1:
-            raise ValueError(f"this configuration has no second-order path to sample "
-                             f"({engine.describe()}); increase J or the signal length")
+            raise ValueError(
+                f"this configuration has no second-order path to sample "
+                f"({engine.describe()}); increase J or the signal length"
+            )
         self.engine = engine
         self.n_paths = engine.n_paths
         self.unif_prob = 1.0 / self.n_paths
@@ -201,13 +250,15 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
             if not t.is_floating_point():
                 raise TypeError(f"{name} must have a floating-point dtype, got {t.dtype}")
             if t.dim() != 3:
-                raise ValueError(f"{name} must have shape (batch, channels, {N}), got "
-                                 f"{tuple(t.shape)} ({t.dim()} dims)")
+                raise ValueError(
+                    f"{name} must have shape (batch, channels, {N}), got {tuple(t.shape)} ({t.dim()} dims)"
+                )
             if t.shape[-1] != N:
                 raise ValueError(f"{name} must have {N} samples (shape={N}), got {t.shape[-1]}")
         if x.shape != x_target.shape:
-            raise ValueError(f"x and x_target must have the same shape, got {tuple(x.shape)} and "
-                             f"{tuple(x_target.shape)}")
+            raise ValueError(
+                f"x and x_target must have the same shape, got {tuple(x.shape)} and {tuple(x_target.shape)}"
+            )
         return x.reshape(-1, N), x_target.reshape(-1, N)
 
     def _check_path_idx(self, path_idx: Any) -> int:
@@ -244,7 +295,7 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         """
         if x_target.requires_grad and torch.is_grad_enabled():
             S = self.engine.path(torch.cat([x, x_target]), path_idx)
-            S_x, S_target = S[: x.shape[0]], S[x.shape[0]:]
+            S_x, S_target = S[: x.shape[0]], S[x.shape[0] :]
         else:
             S_x = self.engine.path(x, path_idx)
             with torch.no_grad():
@@ -252,8 +303,9 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         log1p_eps = self.log1p_eps if self.use_rho_log1p else None
         return path_distance(S_x, S_target, p=self.p, log1p_eps=log1p_eps)
 
-    def forward(self, x: Tensor, x_target: Tensor, seed: int | None = None,
-                path_idx: int | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, x_target: Tensor, seed: int | None = None, path_idx: int | None = None
+    ) -> Tensor:
         """Return the distance between ``x`` and ``x_target`` on one path.
 
         Args:
@@ -293,9 +345,17 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         keeps the per-path tables in host memory (accelerator memory O(weights), not O(P x weights)).
         """
         return PathwiseOptimizer(
-            params, self.n_paths, grad_mult=self.grad_mult, use_p_adam=self.use_p_adam,
-            use_p_saga=self.use_p_saga, b1=self.p_adam_b1, b2=self.p_adam_b2, eps=self.p_adam_eps,
-            compat=self.compat, offload=offload)
+            params,
+            self.n_paths,
+            grad_mult=self.grad_mult,
+            use_p_adam=self.use_p_adam,
+            use_p_saga=self.use_p_saga,
+            b1=self.p_adam_b1,
+            b2=self.p_adam_b2,
+            eps=self.p_adam_eps,
+            compat=self.compat,
+            offload=offload,
+        )
 
     def attach_params(self, params: Iterable[Tensor], *, offload: bool = False) -> None:
         """Apply ``grad_mult``, P-Adam and P-SAGA to the gradients of ``params`` during backward.
@@ -324,9 +384,11 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         n_weights = sum(p.numel() for p in params)
         log.info(f"Attached {len(params)} parameter tensors ({n_weights} weights)")
         if is_distributed():
-            log.warning("attach_params under torch.distributed transforms each rank's local gradient "
-                        "before DDP averages them; use make_optimizer() and opt.step() after "
-                        "backward() to apply P-Adam/P-SAGA to the averaged gradient")
+            log.warning(
+                "attach_params under torch.distributed transforms each rank's local gradient "
+                "before DDP averages them; use make_optimizer() and opt.step() after "
+                "backward() to apply P-Adam/P-SAGA to the averaged gradient"
+            )
 
     def _detach(self) -> None:
         if self._hooks is not None:

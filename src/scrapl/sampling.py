@@ -19,8 +19,9 @@ from torch import Tensor
 __all__ = ["PathSampler", "check_probs"]
 
 
-def check_probs(probs: object, n_paths: int, *, atol: float = 1e-6, min_prob: float = 0.0,
-                name: str = "probs") -> Tensor:
+def check_probs(
+    probs: object, n_paths: int, *, atol: float = 1e-6, min_prob: float = 0.0, name: str = "probs"
+) -> Tensor:
     """Validate a path distribution and return it as a float64 CPU tensor.
 
     Args:
@@ -43,14 +44,18 @@ def check_probs(probs: object, n_paths: int, *, atol: float = 1e-6, min_prob: fl
         torch.float64
     """
     if not isinstance(probs, Tensor) or not probs.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point torch.Tensor, got "
-                        f"{probs.dtype if isinstance(probs, Tensor) else type(probs).__name__}")
+        raise TypeError(
+            f"{name} must be a floating-point torch.Tensor, got "
+            f"{probs.dtype if isinstance(probs, Tensor) else type(probs).__name__}"
+        )
     if tuple(probs.shape) != (n_paths,):
         raise ValueError(f"{name} must have shape ({n_paths},), got {tuple(probs.shape)}")
     probs = probs.detach().to("cpu", torch.float64)
     if not torch.isfinite(probs).all():
-        raise ValueError(f"{name} must be finite, got non-finite entries at "
-                         f"{torch.nonzero(~torch.isfinite(probs)).flatten().tolist()[:5]}")
+        raise ValueError(
+            f"{name} must be finite, got non-finite entries at "
+            f"{torch.nonzero(~torch.isfinite(probs)).flatten().tolist()[:5]}"
+        )
     low = probs.min().item()
     if low < 0:
         raise ValueError(f"{name} must be non-negative, got min {low:.3g}")
@@ -94,8 +99,11 @@ class PathSampler:
 
     def in_first_pass(self) -> bool:
         """Whether the all-paths-first phase is still running."""
-        return (self.sample_all_paths_first and len(self.path_counts) < self.n_paths
-                and len(self.unsampled_paths) > 0)
+        return (
+            self.sample_all_paths_first
+            and len(self.path_counts) < self.n_paths
+            and len(self.unsampled_paths) > 0
+        )
 
     def sample(self, seed: int | None = None, *, training: bool = True) -> int:
         """Draw one path index.

@@ -60,28 +60,37 @@ class ThetaISMixin:
     calc_dist: Callable[[Tensor, Tensor, int], Tensor]
 
     def _init_theta_is(self) -> None:
-        self.theta_is = ThetaISState(n_paths=self.n_paths, n_theta=self.n_theta,
-                                     min_prob_frac=self.min_prob_frac, eps=self.eps)
+        self.theta_is = ThetaISState(
+            n_paths=self.n_paths, n_theta=self.n_theta, min_prob_frac=self.min_prob_frac, eps=self.eps
+        )
 
     def _warmup_config(self) -> dict[str, Any]:
         """What the curvature values depend on, besides the models and data (files record it)."""
         config = dict(self.engine.describe())
         config["transform"] = config.pop("engine")  # "engine" names the warmup's operator
-        return {**config, "p": self.p, "use_rho_log1p": self.use_rho_log1p,
-                "log1p_eps": self.log1p_eps, "eps": self.eps}
+        return {
+            **config,
+            "p": self.p,
+            "use_rho_log1p": self.use_rho_log1p,
+            "log1p_eps": self.log1p_eps,
+            "eps": self.eps,
+        }
 
     def _sync_probs(self) -> None:
         self.sampler.set_probs(self.theta_is.probs)
 
     def _log_probs_loaded(self, header: str, where: str) -> None:
         probs = self.sampler.probs
-        log.info(f"{header}\n\t{where}\n\tmin prob = {probs.min().item():.6f}, "
-                 f"max prob = {probs.max().item():.6f}")
+        log.info(
+            f"{header}\n\t{where}\n\tmin prob = {probs.min().item():.6f}, max prob = {probs.max().item():.6f}"
+        )
 
     def _check_not_loaded(self, what: str) -> None:
         if self.loaded_probs_path is not None:
-            raise ValueError(f"{what} cannot change probabilities loaded from "
-                             f"{self.loaded_probs_path!r}; call clear() first")
+            raise ValueError(
+                f"{what} cannot change probabilities loaded from "
+                f"{self.loaded_probs_path!r}; call clear() first"
+            )
 
     # -- probabilities ---------------------------------------------------------------------------
     def update_prob(self, path_idx: int, val: float | Tensor, theta_idx: int = 0) -> None:
@@ -111,19 +120,30 @@ class ThetaISMixin:
         loaded = load_probs_file(probs_path, n_paths=self.n_paths)
         if loaded.config is not None:
             mine = self._warmup_config()
-            diff = [f"{k}: file has {loaded.config[k]!r}, this loss has {v!r}"
-                    for k, v in mine.items() if k in loaded.config and loaded.config[k] != v]
+            diff = [
+                f"{k}: file has {loaded.config[k]!r}, this loss has {v!r}"
+                for k, v in mine.items()
+                if k in loaded.config and loaded.config[k] != v
+            ]
             if diff:
-                raise ValueError(f"probs_path {str(probs_path)!r} was computed for another "
-                                 f"configuration:\n  " + "\n  ".join(diff))
-        _check_theta_probs(loaded.probs, n_paths=self.n_paths, atol=1e-5,
-                           min_prob=self.min_prob_frac / self.n_paths, name="probs_path")
+                raise ValueError(
+                    f"probs_path {str(probs_path)!r} was computed for another "
+                    f"configuration:\n  " + "\n  ".join(diff)
+                )
+        _check_theta_probs(
+            loaded.probs,
+            n_paths=self.n_paths,
+            atol=1e-5,
+            min_prob=self.min_prob_frac / self.n_paths,
+            name="probs_path",
+        )
         self.sampler.probs = loaded.probs  # validated above; used as saved, like the reference
         self.loaded_probs_path = str(probs_path)
         self._log_probs_loaded("Loading probs from:", str(probs_path))
 
-    def load_probs_from_warmup_dir(self, warmup_dir: str | os.PathLike, agg: str = "none", *,
-                                   allow_missing: bool = False) -> list[int]:
+    def load_probs_from_warmup_dir(
+        self, warmup_dir: str | os.PathLike, agg: str = "none", *, allow_missing: bool = False
+    ) -> list[int]:
         """Rebuild :attr:`probs` from the ``vals_{p}.pt`` files of a (possibly sharded) warmup.
 
         The θ-IS state is reset and every path's values are recorded in path order, so a complete
@@ -142,9 +162,13 @@ class ThetaISMixin:
             ValueError: not a directory, another configuration, missing paths, bad files.
         """
         self.theta_is.reset()
-        loaded = load_warmup_dir(warmup_dir, state=self.theta_is, agg=agg,
-                                 allow_missing=allow_missing,
-                                 expected_config=self._warmup_config())
+        loaded = load_warmup_dir(
+            warmup_dir,
+            state=self.theta_is,
+            agg=agg,
+            allow_missing=allow_missing,
+            expected_config=self._warmup_config(),
+        )
         self._sync_probs()
         self.loaded_probs_path = str(warmup_dir)
         self._log_probs_loaded("Loading probs from directory:", os.path.abspath(warmup_dir))
@@ -152,19 +176,23 @@ class ThetaISMixin:
 
     # -- warmup ----------------------------------------------------------------------------------
     @staticmethod
-    def check_is_deterministic(theta_fn: Callable[..., Tensor], theta_fn_kwargs: Mapping[str, Any],
-                               synth_fn: Callable[..., Tensor],
-                               synth_fn_kwargs: Mapping[str, Any] | None = None) -> bool:
+    def check_is_deterministic(
+        theta_fn: Callable[..., Tensor],
+        theta_fn_kwargs: Mapping[str, Any],
+        synth_fn: Callable[..., Tensor],
+        synth_fn_kwargs: Mapping[str, Any] | None = None,
+    ) -> bool:
         """Call encoder and synth twice on the same input; warn and return False if they differ
         (``torch.allclose``, rtol 1e-5, atol 1e-8), else return True."""
-        return _check_is_deterministic(theta_fn, theta_fn_kwargs, synth_fn, synth_fn_kwargs,
-                                       logger=log)
+        return _check_is_deterministic(theta_fn, theta_fn_kwargs, synth_fn, synth_fn_kwargs, logger=log)
 
     def _warmup_path_loss(self, x_hat: Tensor, x: Tensor, path_idx: int) -> Tensor:
         # the same distance as forward(), without counting a training step
         if x_hat.shape != x.shape:
-            raise ValueError(f"synth_fn output must have the shape of the input x "
-                             f"{tuple(x.shape)}, got {tuple(x_hat.shape)}")
+            raise ValueError(
+                f"synth_fn output must have the shape of the input x "
+                f"{tuple(x.shape)}, got {tuple(x_hat.shape)}"
+            )
         x2, t2 = self._check_pair(x_hat, x)  # type: ignore[attr-defined]
         return self.calc_dist(x2, t2, path_idx)
 
@@ -233,17 +261,36 @@ class ThetaISMixin:
                 a ``save_dir`` holding another configuration.
         """
         if self.attached_params:
-            raise ValueError("Parameters cannot be attached during warmup: call "
-                             "attach_params([]) first and attach them again afterwards")
+            raise ValueError(
+                "Parameters cannot be attached during warmup: call "
+                "attach_params([]) first and attach them again afterwards"
+            )
         self._check_not_loaded("warmup_lc_hvp")
         result = run_warmup(
-            self._warmup_path_loss, theta_fn, synth_fn, theta_fn_kwargs, params,
-            n_paths=self.n_paths, n_theta=self.n_theta, synth_fn_kwargs=synth_fn_kwargs,
-            start_path_idx=start_path_idx, end_path_idx=end_path_idx, save_dir=save_dir,
-            n_iter=n_iter, tol=tol, agg=agg, force_multibatch=force_multibatch,
-            engine=engine, init=init, seed=seed, state=self.theta_is,  # type: ignore[arg-type]
-            config=self._warmup_config(), distributed=distributed,
-            strict_determinism=strict_determinism, progress=progress, logger=log)
+            self._warmup_path_loss,
+            theta_fn,
+            synth_fn,
+            theta_fn_kwargs,
+            params,
+            n_paths=self.n_paths,
+            n_theta=self.n_theta,
+            synth_fn_kwargs=synth_fn_kwargs,
+            start_path_idx=start_path_idx,
+            end_path_idx=end_path_idx,
+            save_dir=save_dir,
+            n_iter=n_iter,
+            tol=tol,
+            agg=agg,
+            force_multibatch=force_multibatch,
+            engine=engine,
+            init=init,
+            seed=seed,
+            state=self.theta_is,  # type: ignore[arg-type]
+            config=self._warmup_config(),
+            distributed=distributed,
+            strict_determinism=strict_determinism,
+            progress=progress,
+            logger=log,
+        )
         self._sync_probs()
         return result
-

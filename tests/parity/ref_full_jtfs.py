@@ -63,8 +63,9 @@ def _kwargs(N, J, Q1, Q2, J_fr, Q_fr, T, F) -> dict:
 
 
 @functools.lru_cache(maxsize=16)
-def reference_full_module(N, J, Q1, Q2, J_fr, Q_fr, T: TLike = None, F: TLike = None,
-                          dtype: torch.dtype = torch.float32):
+def reference_full_module(
+    N, J, Q1, Q2, J_fr, Q_fr, T: TLike = None, F: TLike = None, dtype: torch.dtype = torch.float32
+):
     """The fork's full ``TimeFrequencyScatteringTorch``, ``format='joint'``, ``out_type='array'``.
 
     Those two options are what the single-path object forces; ``format`` must be given explicitly
@@ -74,8 +75,9 @@ def reference_full_module(N, J, Q1, Q2, J_fr, Q_fr, T: TLike = None, F: TLike = 
     _import_reference()
     from kymatio.scattering1d.frontend.torch_frontend import TimeFrequencyScatteringTorch
 
-    module = TimeFrequencyScatteringTorch(format="joint", out_type="array",
-                                          **_kwargs(N, J, Q1, Q2, J_fr, Q_fr, T, F))
+    module = TimeFrequencyScatteringTorch(
+        format="joint", out_type="array", **_kwargs(N, J, Q1, Q2, J_fr, Q_fr, T, F)
+    )
     if dtype == torch.float64:
         module = module.double()
     elif dtype != torch.float32:
@@ -84,8 +86,9 @@ def reference_full_module(N, J, Q1, Q2, J_fr, Q_fr, T: TLike = None, F: TLike = 
 
 
 @functools.lru_cache(maxsize=16)
-def reference_single_path_module(N, J, Q1, Q2, J_fr, Q_fr, T: TLike = None, F: TLike = None,
-                                 dtype: torch.dtype = torch.float32):
+def reference_single_path_module(
+    N, J, Q1, Q2, J_fr, Q_fr, T: TLike = None, F: TLike = None, dtype: torch.dtype = torch.float32
+):
     """The single-path JTFS object exactly as ``SCRAPLLoss`` builds it (``loss.jtfs``)."""
     _import_reference()
     from scrapl_ref.single_path_jtfs import TimeFrequencyScrapl
@@ -133,9 +136,20 @@ def _run(module, x: torch.Tensor, unpad: bool, out_type: str):
         module.out_type = saved_out_type
 
 
-def reference_full_jtfs(N: int, J: int, Q1: int, Q2: int, J_fr: int, Q_fr: int,
-                        T: TLike = None, F: TLike = None, x: torch.Tensor | None = None, *,
-                        unpad: bool = True, include_zeroth: bool = False) -> list[dict[str, Any]]:
+def reference_full_jtfs(
+    N: int,
+    J: int,
+    Q1: int,
+    Q2: int,
+    J_fr: int,
+    Q_fr: int,
+    T: TLike = None,
+    F: TLike = None,
+    x: torch.Tensor | None = None,
+    *,
+    unpad: bool = True,
+    include_zeroth: bool = False,
+) -> list[dict[str, Any]]:
     """Run the reference's full JTFS on ``x`` (shape ``(B, N)``) and return its paths as dicts.
 
     The module is ``reference_full_module(N, J, Q1, Q2, J_fr, Q_fr, T, F, x.dtype)``, the fork's
@@ -213,35 +227,61 @@ def reference_full_jtfs(N: int, J: int, Q1: int, Q2: int, J_fr: int, Q_fr: int,
         paths = _run(module, x, unpad, "list")
         p0 = paths[0]
         assert p0["n"] == () and p0["order"] == 0
-        out.append(dict(order=0, n=(), n2=None, n_fr=None, spin=None, j2=None, j_fr=None,
-                        xi_fr=None, sigma_fr=None, n1_max=None, n1_stride=None,
-                        coef=p0["coef"].unsqueeze(1)))
+        out.append(
+            dict(
+                order=0,
+                n=(),
+                n2=None,
+                n_fr=None,
+                spin=None,
+                j2=None,
+                j_fr=None,
+                xi_fr=None,
+                sigma_fr=None,
+                n1_max=None,
+                n1_stride=None,
+                coef=p0["coef"].unsqueeze(1),
+            )
+        )
 
     for i, key in enumerate(keys):
         order = int(meta["order"][i])
         n1_range = meta["n"][i][0]
         n_fr = int(meta["n_fr"][i])
         assert key[-1] == n_fr and len(key) == order
-        out.append(dict(
-            order=order,
-            n=tuple(int(k) for k in key),
-            n2=int(key[0]) if order == 2 else None,
-            n_fr=(n_fr,),
-            spin=int(meta["spin"][i]),
-            j2=int(meta["j"][i][1]) if order == 2 else None,
-            j_fr=int(meta["j_fr"][i]),
-            xi_fr=float(meta["xi_fr"][i]),
-            sigma_fr=float(meta["sigma_fr"][i]),
-            n1_max=int(n1_range.stop),
-            n1_stride=int(n1_range.step),
-            coef=S[:, i],
-        ))
+        out.append(
+            dict(
+                order=order,
+                n=tuple(int(k) for k in key),
+                n2=int(key[0]) if order == 2 else None,
+                n_fr=(n_fr,),
+                spin=int(meta["spin"][i]),
+                j2=int(meta["j"][i][1]) if order == 2 else None,
+                j_fr=int(meta["j_fr"][i]),
+                xi_fr=float(meta["xi_fr"][i]),
+                sigma_fr=float(meta["sigma_fr"][i]),
+                n1_max=int(n1_range.stop),
+                n1_stride=int(n1_range.step),
+                coef=S[:, i],
+            )
+        )
     return out
 
 
-def reference_single_path(N: int, J: int, Q1: int, Q2: int, J_fr: int, Q_fr: int,
-                          T: TLike = None, F: TLike = None, x: torch.Tensor | None = None, *,
-                          n2: int, n_fr: int) -> torch.Tensor:
+def reference_single_path(
+    N: int,
+    J: int,
+    Q1: int,
+    Q2: int,
+    J_fr: int,
+    Q_fr: int,
+    T: TLike = None,
+    F: TLike = None,
+    x: torch.Tensor | None = None,
+    *,
+    n2: int,
+    n_fr: int,
+) -> torch.Tensor:
     """The reference's single-path coefficients of path ``(n2, n_fr)``, ``(B, n_freq, n_time)``.
 
     This is what ``SCRAPLLoss`` computes per path: ``loss.jtfs.scattering_singlepath(x, n2, n_fr)``
@@ -256,12 +296,18 @@ def reference_single_path(N: int, J: int, Q1: int, Q2: int, J_fr: int, Q_fr: int
     return coef.reshape(coef.shape[0], coef.shape[2], coef.shape[3])
 
 
-def reference_scrapl_keys(N: int, J: int, Q1: int, Q2: int, J_fr: int, Q_fr: int,
-                          T: TLike = None, F: TLike = None) -> list[tuple[int, int]]:
+def reference_scrapl_keys(
+    N: int, J: int, Q1: int, Q2: int, J_fr: int, Q_fr: int, T: TLike = None, F: TLike = None
+) -> list[tuple[int, int]]:
     """``SCRAPLLoss.scrapl_keys``: the two-element keys of the single-path object's metadata."""
     module = reference_single_path_module(N, J, Q1, Q2, J_fr, Q_fr, T, F, torch.float32)
     return [tuple(int(k) for k in key) for key in module.meta()["key"] if len(key) == 2]
 
 
-__all__ = ["reference_full_jtfs", "reference_single_path", "reference_full_module",
-           "reference_single_path_module", "reference_scrapl_keys"]
+__all__ = [
+    "reference_full_jtfs",
+    "reference_single_path",
+    "reference_full_module",
+    "reference_single_path_module",
+    "reference_scrapl_keys",
+]

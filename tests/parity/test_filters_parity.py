@@ -21,8 +21,12 @@ def test_filters_bit_identical(scrapl_ref, kw):
     ref.load_filters()
     ours = TimeFrequencyScattering(**kw)
     c = ours.config
-    assert (c.Np, c.pad_left, c.pad_right, c.N_fr) == (ref._N_padded, ref.pad_left, ref.pad_right,
-                                                       ref._N_padded_fr)
+    assert (c.Np, c.pad_left, c.pad_right, c.N_fr) == (
+        ref._N_padded,
+        ref.pad_left,
+        ref.pad_right,
+        ref._N_padded_fr,
+    )
     for n1, f in enumerate(ref.psi1_f):
         assert torch.equal(ours.psi1_f[n1], f["levels"][0].flatten())
         assert ours.bank.psi1[n1].j == f["j"] and ours.bank.psi1[n1].xi == f["xi"]

@@ -109,8 +109,10 @@ def test_distance_options(scrapl_ref, p, log1p):
 EDGE = dict(shape=4096, J=6, Q1=2, Q2=1, J_fr=2, Q_fr=1)
 
 
-@pytest.mark.parametrize("T,F", [(None, None), (16, None), ("global", None), (None, "global"),
-                                 ("global", "global"), (None, 2), (100, 3)])
+@pytest.mark.parametrize(
+    "T,F",
+    [(None, None), (16, None), ("global", None), (None, "global"), ("global", "global"), (None, 2), (100, 3)],
+)
 def test_averaging_modes_coefficients(scrapl_ref, T, F):
     """Per-path coefficients for every averaging mode (jtfs-spec.md §9.1 edge configurations)."""
     ref = scrapl_ref.SCRAPLLoss(**EDGE, T=T, F=F)
@@ -133,5 +135,6 @@ def test_other_frequential_depths(scrapl_ref, J_fr):
     for k in range(0, ours.n_paths, 3):
         n2, n_fr = ref.scrapl_keys[k]
         expected = ref.jtfs.scattering_singlepath(x.view(1, 1, -1), n2, n_fr)["coef"][:, 0, ..., 0]
-        torch.testing.assert_close(ours.jtfs.path(x, k), expected, rtol=0,
-                                   atol=2e-6 * expected.abs().max().item())
+        torch.testing.assert_close(
+            ours.jtfs.path(x, k), expected, rtol=0, atol=2e-6 * expected.abs().max().item()
+        )

@@ -35,17 +35,23 @@ def seed_example(scrapl_ref):
     """The seed README's warmup example: models, data and the reference loss."""
     with torch.random.fork_rng():
         torch.manual_seed(42)
-        encoder = nn.Sequential(nn.Linear(N_SAMPLES, N_THETA), nn.PReLU(),
-                                nn.Linear(N_THETA, N_THETA), nn.Sigmoid())
-        decoder = nn.Sequential(nn.Linear(N_THETA, N_THETA), nn.PReLU(),
-                                nn.Linear(N_THETA, N_SAMPLES), nn.Tanh())
+        encoder = nn.Sequential(
+            nn.Linear(N_SAMPLES, N_THETA), nn.PReLU(), nn.Linear(N_THETA, N_THETA), nn.Sigmoid()
+        )
+        decoder = nn.Sequential(
+            nn.Linear(N_THETA, N_THETA), nn.PReLU(), nn.Linear(N_THETA, N_SAMPLES), nn.Tanh()
+        )
         batches = [torch.rand((BATCH, 1, N_SAMPLES)) for _ in range(2)]
-    loss = scrapl_ref.SCRAPLLoss(shape=N_SAMPLES, J=3, Q1=1, Q2=1, J_fr=2, Q_fr=1,
-                                 n_theta=N_THETA)
+    loss = scrapl_ref.SCRAPLLoss(shape=N_SAMPLES, J=3, Q1=1, Q2=1, J_fr=2, Q_fr=1, n_theta=N_THETA)
     logging.getLogger("scrapl_ref").setLevel(logging.WARNING)
-    return {"encoder": encoder, "decoder": decoder, "batches": batches, "loss": loss,
-            "theta_fn": lambda x: encoder(x.squeeze(1)),
-            "synth_fn": lambda theta: decoder(theta).unsqueeze(1)}
+    return {
+        "encoder": encoder,
+        "decoder": decoder,
+        "batches": batches,
+        "loss": loss,
+        "theta_fn": lambda x: encoder(x.squeeze(1)),
+        "synth_fn": lambda theta: decoder(theta).unsqueeze(1),
+    }
 
 
 def reference_warmup(ex, seed, save_dir, *, n_batches=1, params=None, **kwargs):
@@ -53,13 +59,18 @@ def reference_warmup(ex, seed, save_dir, *, n_batches=1, params=None, **kwargs):
     loss.clear()
     loss.train()
     torch.manual_seed(seed)
-    loss.warmup_lc_hvp(theta_fn=ex["theta_fn"], synth_fn=ex["synth_fn"],
-                       theta_fn_kwargs=[{"x": b} for b in ex["batches"][:n_batches]],
-                       params=params or list(ex["encoder"].parameters()),
-                       save_dir=str(save_dir),
-                       **kwargs)
-    vals = {p: torch.load(save_dir / f"vals_{p}.pt", weights_only=True)
-            for p in range(kwargs.get("start_path_idx", 0), kwargs["end_path_idx"])}
+    loss.warmup_lc_hvp(
+        theta_fn=ex["theta_fn"],
+        synth_fn=ex["synth_fn"],
+        theta_fn_kwargs=[{"x": b} for b in ex["batches"][:n_batches]],
+        params=params or list(ex["encoder"].parameters()),
+        save_dir=str(save_dir),
+        **kwargs,
+    )
+    vals = {
+        p: torch.load(save_dir / f"vals_{p}.pt", weights_only=True)
+        for p in range(kwargs.get("start_path_idx", 0), kwargs["end_path_idx"])
+    }
     return vals, loss.probs.clone(), torch.get_rng_state()
 
 
@@ -68,12 +79,20 @@ def our_warmup(ex, seed, *, n_batches=1, start_path_idx=0, params=None, **kwargs
     loss.clear()
     loss.eval()  # eval mode: the reference loss counts nothing
     torch.manual_seed(seed)
-    res = run_warmup(lambda x_hat, x, p: loss(x, x_hat, path_idx=p), ex["theta_fn"],
-                     ex["synth_fn"], [{"x": b} for b in ex["batches"][:n_batches]],
-                     params or list(ex["encoder"].parameters()), n_paths=loss.n_paths,
-                     n_theta=N_THETA,
-                     save_dir=None, init="reference", start_path_idx=start_path_idx,
-                     progress=False, **kwargs)
+    res = run_warmup(
+        lambda x_hat, x, p: loss(x, x_hat, path_idx=p),
+        ex["theta_fn"],
+        ex["synth_fn"],
+        [{"x": b} for b in ex["batches"][:n_batches]],
+        params or list(ex["encoder"].parameters()),
+        n_paths=loss.n_paths,
+        n_theta=N_THETA,
+        save_dir=None,
+        init="reference",
+        start_path_idx=start_path_idx,
+        progress=False,
+        **kwargs,
+    )
     assert not loss.path_counts
     loss.train()
     return res, torch.get_rng_state()
@@ -82,8 +101,7 @@ def our_warmup(ex, seed, *, n_batches=1, start_path_idx=0, params=None, **kwargs
 @pytest.fixture(scope="module")
 def reference_two_paths(seed_example, tmp_path_factory):
     """The reference's warmup of paths 0 and 1 with n_iter 6 (global seed 42)."""
-    return reference_warmup(seed_example, 42, tmp_path_factory.mktemp("ref"), n_iter=6,
-                            end_path_idx=2)
+    return reference_warmup(seed_example, 42, tmp_path_factory.mktemp("ref"), n_iter=6, end_path_idx=2)
 
 
 @pytest.mark.parametrize("engine, rtol", [("direct", 2e-6), ("factored", 2e-5)])
@@ -100,11 +118,20 @@ def test_warmup_values_match_reference(seed_example, reference_two_paths, engine
 
 def test_multibatch_matches_reference(seed_example, tmp_path):
     """Two different batches (summed, Q14), one path, two power-iteration steps."""
-    ref_vals, _, ref_rng = reference_warmup(seed_example, 3, tmp_path, n_batches=2, n_iter=2,
-                                            start_path_idx=4, end_path_idx=5)
+    ref_vals, _, ref_rng = reference_warmup(
+        seed_example, 3, tmp_path, n_batches=2, n_iter=2, start_path_idx=4, end_path_idx=5
+    )
     for engine, batching in (("factored", "loop"), ("direct", "vmap")):
-        ours, our_rng = our_warmup(seed_example, 3, n_batches=2, n_iter=2, start_path_idx=4,
-                                   end_path_idx=5, engine=engine, theta_batching=batching)
+        ours, our_rng = our_warmup(
+            seed_example,
+            3,
+            n_batches=2,
+            n_iter=2,
+            start_path_idx=4,
+            end_path_idx=5,
+            engine=engine,
+            theta_batching=batching,
+        )
         torch.testing.assert_close(ours.vals[4], ref_vals[4], rtol=2e-5, atol=0)
         assert torch.equal(our_rng, ref_rng)
 
@@ -114,11 +141,12 @@ def test_per_tensor_agg_matches_reference(seed_example, tmp_path):
     then the median per θ, which for two groups is the lower value (torch.median)."""
     enc = seed_example["encoder"]
     params = [enc[0].bias, enc[2].weight]
-    ref_vals, ref_probs, ref_rng = reference_warmup(seed_example, 5, tmp_path, agg="med",
-                                                    params=params, n_iter=3, start_path_idx=6,
-                                                    end_path_idx=7)
-    ours, our_rng = our_warmup(seed_example, 5, agg="med", params=params, n_iter=3,
-                               start_path_idx=6, end_path_idx=7)
+    ref_vals, ref_probs, ref_rng = reference_warmup(
+        seed_example, 5, tmp_path, agg="med", params=params, n_iter=3, start_path_idx=6, end_path_idx=7
+    )
+    ours, our_rng = our_warmup(
+        seed_example, 5, agg="med", params=params, n_iter=3, start_path_idx=6, end_path_idx=7
+    )
     assert ours.vals[6].shape == ref_vals[6].shape == (2, N_THETA)
     torch.testing.assert_close(ours.vals[6], ref_vals[6], rtol=2e-5, atol=1e-7)
     assert torch.equal(our_rng, ref_rng)
@@ -160,8 +188,7 @@ def test_power_iteration_rule_matches_vendored(scrapl_ref, capsys):
         v0 = torch.rand(30, generator=gen)
         calls = []
         op = LambdaOperator(lambda v, A=A, calls=calls: calls.append(1) or A @ v, 30)
-        lam, _ = hessian_eigenthings.power_iteration(op, steps=20, use_gpu=False,
-                                                     init_vec=v0.clone())
+        lam, _ = hessian_eigenthings.power_iteration(op, steps=20, use_gpu=False, init_vec=v0.clone())
         res = power_iteration(dense_matvec(A[None]), v0[None], n_iter=20, tol=1e-4)
         assert res.eigenvalues.item() == pytest.approx(lam, rel=1e-6)
         assert res.n_iters.item() == len(calls)
@@ -178,9 +205,18 @@ def test_scrapl_loss_warmup_matches_reference(seed_example, reference_two_paths)
     ex = seed_example
     loss = SCRAPLLoss(shape=N_SAMPLES, J=3, Q1=1, Q2=1, J_fr=2, Q_fr=1, n_theta=N_THETA)
     torch.manual_seed(42)
-    res = loss.warmup_lc_hvp(ex["theta_fn"], ex["synth_fn"], [{"x": ex["batches"][0]}],
-                             list(ex["encoder"].parameters()), end_path_idx=2, save_dir=None,
-                             n_iter=6, engine="direct", init="reference", progress=False)
+    res = loss.warmup_lc_hvp(
+        ex["theta_fn"],
+        ex["synth_fn"],
+        [{"x": ex["batches"][0]}],
+        list(ex["encoder"].parameters()),
+        end_path_idx=2,
+        save_dir=None,
+        n_iter=6,
+        engine="direct",
+        init="reference",
+        progress=False,
+    )
     for p in (0, 1):
         torch.testing.assert_close(res.vals[p], ref_vals[p], rtol=1e-4, atol=0)
     torch.testing.assert_close(loss.probs, ref_probs, rtol=0, atol=1e-6)

@@ -15,8 +15,9 @@ from torch import Tensor, nn
 __all__ = ["LogFreqSpectrogram", "Encoder", "log_frequency_filterbank"]
 
 
-def log_frequency_filterbank(*, n_fft: int, sr: float, f_min: float, n_octaves: int,
-                             bins_per_octave: int) -> Tensor:
+def log_frequency_filterbank(
+    *, n_fft: int, sr: float, f_min: float, n_octaves: int, bins_per_octave: int
+) -> Tensor:
     """Triangular filters with centres ``f_min 2^(k / bins_per_octave)`` over the rfft bins.
 
     Each triangle spans its neighbours' centres, widened to at least one FFT bin on each side so that
@@ -58,18 +59,29 @@ class LogFreqSpectrogram(nn.Module):
     window: Tensor  # (n_fft,) Hann window (a buffer)
     fb: Tensor  # (n_bins, n_fft // 2 + 1) log-frequency filters (a buffer)
 
-    def __init__(self, *, sr: float = 8192.0, n_fft: int = 512, hop: int = 64, f_min: float = 128.0,
-                 n_octaves: int = 5, bins_per_octave: int = 12, eps: float = 1e-3) -> None:
+    def __init__(
+        self,
+        *,
+        sr: float = 8192.0,
+        n_fft: int = 512,
+        hop: int = 64,
+        f_min: float = 128.0,
+        n_octaves: int = 5,
+        bins_per_octave: int = 12,
+        eps: float = 1e-3,
+    ) -> None:
         super().__init__()
         self.n_fft, self.hop, self.eps = n_fft, hop, eps
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
-        fb = log_frequency_filterbank(n_fft=n_fft, sr=sr, f_min=f_min, n_octaves=n_octaves,
-                                      bins_per_octave=bins_per_octave)
+        fb = log_frequency_filterbank(
+            n_fft=n_fft, sr=sr, f_min=f_min, n_octaves=n_octaves, bins_per_octave=bins_per_octave
+        )
         self.register_buffer("fb", fb, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        spec = torch.stft(x.flatten(0, 1), self.n_fft, self.hop, window=self.window,
-                          return_complex=True).abs()  # (batch, n_freq, frames)
+        spec = torch.stft(
+            x.flatten(0, 1), self.n_fft, self.hop, window=self.window, return_complex=True
+        ).abs()  # (batch, n_freq, frames)
         S = torch.einsum("kf,bft->bkt", self.fb, spec)  # (batch, n_bins, frames)
         return torch.log1p(S / self.eps).unsqueeze(1)
 
@@ -97,15 +109,25 @@ class Encoder(nn.Module):
         torch.Size([2, 2])
     """
 
-    def __init__(self, *, channels: tuple[int, ...] = (16, 32, 32, 64), hidden: int = 64,
-                 n_theta: int = 2, frontend: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        channels: tuple[int, ...] = (16, 32, 32, 64),
+        hidden: int = 64,
+        n_theta: int = 2,
+        frontend: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.frontend = frontend if frontend is not None else LogFreqSpectrogram()
         blocks: list[nn.Module] = []
         c_in = 1
         for c_out in channels:
-            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.GroupNorm(c_out, c_out), nn.ReLU(),
-                       nn.MaxPool2d(2, ceil_mode=True)]
+            blocks += [
+                nn.Conv2d(c_in, c_out, 3, padding=1),
+                nn.GroupNorm(c_out, c_out),
+                nn.ReLU(),
+                nn.MaxPool2d(2, ceil_mode=True),
+            ]
             c_in = c_out
         self.conv = nn.Sequential(*blocks)
         self.head = nn.Sequential(nn.Linear(2 * c_in, hidden), nn.ReLU(), nn.Linear(hidden, n_theta))

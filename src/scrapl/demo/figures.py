@@ -20,8 +20,12 @@ RUN_LABELS = {
     "mss": "MSS (auraloss multi-resolution STFT)",
     "supervised": "supervised parameter loss",
 }
-_COLORS = {"scrapl_theta_is": "tab:red", "scrapl_uniform": "tab:orange", "mss": "tab:blue",
-           "supervised": "tab:green"}
+_COLORS = {
+    "scrapl_theta_is": "tab:red",
+    "scrapl_uniform": "tab:orange",
+    "mss": "tab:blue",
+    "supervised": "tab:green",
+}
 
 
 def _pyplot():
@@ -45,8 +49,15 @@ def plot_val_error(histories: Sequence[RunHistory], path: str | os.PathLike, *, 
     for col, (ax, param) in enumerate(zip(axes, ("θ_AM", "θ_FM"), strict=True)):
         for h in histories:
             errors = [1000 * v[col] for v in h.val_l1]
-            ax.plot(h.steps, errors, label=RUN_LABELS.get(h.name, h.name), color=_COLORS.get(h.name),
-                    marker="o", markersize=2.5, linewidth=1.5)
+            ax.plot(
+                h.steps,
+                errors,
+                label=RUN_LABELS.get(h.name, h.name),
+                color=_COLORS.get(h.name),
+                marker="o",
+                markersize=2.5,
+                linewidth=1.5,
+            )
         ax.axhline(250, color="gray", linestyle="--", linewidth=1, label="always predict the middle")
         ax.set_title(f"{param}: held-out L1 error")
         ax.set_xlabel("training step")
@@ -61,8 +72,15 @@ def plot_val_error(histories: Sequence[RunHistory], path: str | os.PathLike, *, 
     plt.close(fig)
 
 
-def plot_path_probs(paths: Sequence, probs: Tensor, path: str | os.PathLike, *, sr: float,
-                    counts: Sequence[int] | None = None, title: str = "") -> None:
+def plot_path_probs(
+    paths: Sequence,
+    probs: Tensor,
+    path: str | os.PathLike,
+    *,
+    sr: float,
+    counts: Sequence[int] | None = None,
+    title: str = "",
+) -> None:
     """Draw the θ-IS probability of every JTFS path over its (rate in Hz, scale in cycles/octave) plane.
 
     Each square is one second-order path ``(n2, n_fr)``: x is its temporal modulation rate
@@ -79,15 +97,24 @@ def plot_path_probs(paths: Sequence, probs: Tensor, path: str | os.PathLike, *, 
     n_panels = 1 if counts is None else 2
     fig, axes = plt.subplots(1, n_panels, figsize=(6.2 * n_panels, 4.6), squeeze=False)
     ax = axes[0, 0]
-    sc = ax.scatter(rates, scales, c=rel, s=170, marker="s", cmap="magma",
-                    norm=LogNorm(vmin=min(rel), vmax=max(max(rel), 1.0 + 1e-9)), edgecolors="k",
-                    linewidths=0.3)
+    sc = ax.scatter(
+        rates,
+        scales,
+        c=rel,
+        s=170,
+        marker="s",
+        cmap="magma",
+        norm=LogNorm(vmin=min(rel), vmax=max(max(rel), 1.0 + 1e-9)),
+        edgecolors="k",
+        linewidths=0.3,
+    )
     fig.colorbar(sc, ax=ax, label="sampling probability × number of paths (1 = uniform)")
     ax.set_title("θ-IS path probabilities")
     if counts is not None:
         ax2 = axes[0, 1]
-        sc2 = ax2.scatter(rates, scales, c=list(counts), s=170, marker="s", cmap="viridis",
-                          edgecolors="k", linewidths=0.3)
+        sc2 = ax2.scatter(
+            rates, scales, c=list(counts), s=170, marker="s", cmap="viridis", edgecolors="k", linewidths=0.3
+        )
         fig.colorbar(sc2, ax=ax2, label="visits during training")
         ax2.set_title("paths drawn by the θ-IS run")
     for a in axes[0]:

@@ -33,8 +33,16 @@ from .figures import RUN_LABELS, plot_path_probs, plot_val_error
 from .synth import AM_RANGES, FM_RANGES, ChirpletSynth
 from .train import RunHistory, audio_objective, supervised_objective, train_run
 
-__all__ = ["DemoResult", "run_demo", "build_synth", "build_encoder", "build_loss", "theta_is_warmup",
-           "format_table", "write_outputs"]
+__all__ = [
+    "DemoResult",
+    "run_demo",
+    "build_synth",
+    "build_encoder",
+    "build_loss",
+    "theta_is_warmup",
+    "format_table",
+    "write_outputs",
+]
 
 
 @dataclass
@@ -60,11 +68,18 @@ class DemoResult:
 def build_synth(cfg: DemoConfig, device: str | torch.device = "cpu") -> ChirpletSynth:
     """The chirplet synthesizer of ``cfg``."""
     if cfg.am not in AM_RANGES or cfg.fm not in FM_RANGES:
-        raise ValueError(f"am must be one of {sorted(AM_RANGES)} and fm one of {sorted(FM_RANGES)}, "
-                         f"got am={cfg.am!r}, fm={cfg.fm!r}")
-    return ChirpletSynth(n_samples=cfg.n_samples, sr=cfg.sr, am_range=AM_RANGES[cfg.am],
-                         fm_range=FM_RANGES[cfg.fm], max_shift=cfg.max_shift,
-                         unit_energy=cfg.unit_energy).to(device)
+        raise ValueError(
+            f"am must be one of {sorted(AM_RANGES)} and fm one of {sorted(FM_RANGES)}, "
+            f"got am={cfg.am!r}, fm={cfg.fm!r}"
+        )
+    return ChirpletSynth(
+        n_samples=cfg.n_samples,
+        sr=cfg.sr,
+        am_range=AM_RANGES[cfg.am],
+        fm_range=FM_RANGES[cfg.fm],
+        max_shift=cfg.max_shift,
+        unit_energy=cfg.unit_energy,
+    ).to(device)
 
 
 def build_encoder(cfg: DemoConfig, device: str | torch.device = "cpu") -> Encoder:
@@ -76,13 +91,32 @@ def build_encoder(cfg: DemoConfig, device: str | torch.device = "cpu") -> Encode
 
 def build_loss(cfg: DemoConfig, device: str | torch.device = "cpu") -> SCRAPLLoss:
     """A fresh :class:`SCRAPLLoss` (P-Adam and P-SAGA on, uniform sampling) for ``cfg``."""
-    return SCRAPLLoss(cfg.n_samples, cfg.J, cfg.Q1, cfg.Q2, cfg.J_fr, cfg.Q_fr, T=cfg.T,
-                      use_rho_log1p=cfg.use_rho_log1p, grad_mult=1.0 if cfg.use_rho_log1p else 1e8,
-                      use_p_adam=True, use_p_saga=True, n_theta=ChirpletSynth.n_theta).to(device)
+    return SCRAPLLoss(
+        cfg.n_samples,
+        cfg.J,
+        cfg.Q1,
+        cfg.Q2,
+        cfg.J_fr,
+        cfg.Q_fr,
+        T=cfg.T,
+        use_rho_log1p=cfg.use_rho_log1p,
+        grad_mult=1.0 if cfg.use_rho_log1p else 1e8,
+        use_p_adam=True,
+        use_p_saga=True,
+        n_theta=ChirpletSynth.n_theta,
+    ).to(device)
 
 
-def theta_is_warmup(cfg: DemoConfig, loss: SCRAPLLoss, encoder: nn.Module, synth: ChirpletSynth,
-                    data: DemoData, *, save_dir: str | os.PathLike | None, progress: bool = True) -> None:
+def theta_is_warmup(
+    cfg: DemoConfig,
+    loss: SCRAPLLoss,
+    encoder: nn.Module,
+    synth: ChirpletSynth,
+    data: DemoData,
+    *,
+    save_dir: str | os.PathLike | None,
+    progress: bool = True,
+) -> None:
     """Set ``loss.probs`` by the θ-IS warmup on the first ``cfg.warmup_batch`` training examples.
 
     The reconstructions get their own fixed shifts (drawn from ``cfg.seed``) so that the warmup
@@ -92,19 +126,44 @@ def theta_is_warmup(cfg: DemoConfig, loss: SCRAPLLoss, encoder: nn.Module, synth
     b = data.train.batch(torch.arange(min(cfg.warmup_batch, len(data.train))))
     x = synth(b.theta.to(device), b.shifts.to(device))
     shifts_hat = synth.random_shifts(len(b), generator=torch.Generator().manual_seed(cfg.seed + 2))
-    loss.warmup_lc_hvp(lambda x: encoder(x), lambda theta, shifts: synth(theta, shifts),
-                       [{"x": x}], list(encoder.parameters()),
-                       synth_fn_kwargs=[{"shifts": shifts_hat.to(device)}],
-                       save_dir=None if save_dir is None else str(save_dir),
-                       n_iter=cfg.warmup_iters, seed=cfg.seed, progress=progress)
+    loss.warmup_lc_hvp(
+        lambda x: encoder(x),
+        lambda theta, shifts: synth(theta, shifts),
+        [{"x": x}],
+        list(encoder.parameters()),
+        synth_fn_kwargs=[{"shifts": shifts_hat.to(device)}],
+        save_dir=None if save_dir is None else str(save_dir),
+        n_iter=cfg.warmup_iters,
+        seed=cfg.seed,
+        progress=progress,
+    )
 
 
-def _train(name: str, cfg: DemoConfig, synth: ChirpletSynth, data: DemoData, encoder: nn.Module,
-           objective: Callable, optimizer: torch.optim.Optimizer, progress: bool) -> RunHistory:
+def _train(
+    name: str,
+    cfg: DemoConfig,
+    synth: ChirpletSynth,
+    data: DemoData,
+    encoder: nn.Module,
+    objective: Callable,
+    optimizer: torch.optim.Optimizer,
+    progress: bool,
+) -> RunHistory:
     torch.manual_seed(cfg.seed)  # the same path draws for both SCRAPL runs' first steps
-    return train_run(name, encoder, synth, data, objective, optimizer, steps=cfg.steps,
-                     batch_size=cfg.batch_size, eval_every=cfg.eval_every, seed=cfg.seed,
-                     progress=progress, position=_BAR_POSITION)
+    return train_run(
+        name,
+        encoder,
+        synth,
+        data,
+        objective,
+        optimizer,
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        eval_every=cfg.eval_every,
+        seed=cfg.seed,
+        progress=progress,
+        position=_BAR_POSITION,
+    )
 
 
 def _audio_objective(loss_fn, cfg: DemoConfig, synth: ChirpletSynth):
@@ -135,8 +194,16 @@ def _scrapl_run(name: str, cfg: DemoConfig, synth, data, device, out_dir, progre
         out.warmup_seconds = time.perf_counter() - t0
         out.probs = loss.probs.clone()
     loss.attach_params(encoder.parameters())
-    out.history = _train(name, cfg, synth, data, encoder, _audio_objective(loss, cfg, synth),
-                         torch.optim.SGD(encoder.parameters(), lr=cfg.lr_scrapl), progress)
+    out.history = _train(
+        name,
+        cfg,
+        synth,
+        data,
+        encoder,
+        _audio_objective(loss, cfg, synth),
+        torch.optim.SGD(encoder.parameters(), lr=cfg.lr_scrapl),
+        progress,
+    )
     out.history.extra["path_counts"] = [int(loss.path_counts.get(p, 0)) for p in range(loss.n_paths)]
     loss.attach_params([])
     return out
@@ -149,19 +216,42 @@ def _mss_run(cfg: DemoConfig, synth, data, device, progress) -> RunHistory:
         raise ImportError("the MSS run needs auraloss: pip install 'scrapl[demo]'") from err
     encoder = build_encoder(cfg, device)
     mss = auraloss.freq.MultiResolutionSTFTLoss().to(device)
-    return _train("mss", cfg, synth, data, encoder, _audio_objective(mss, cfg, synth),
-                  torch.optim.Adam(encoder.parameters(), lr=cfg.lr_adam), progress)
+    return _train(
+        "mss",
+        cfg,
+        synth,
+        data,
+        encoder,
+        _audio_objective(mss, cfg, synth),
+        torch.optim.Adam(encoder.parameters(), lr=cfg.lr_adam),
+        progress,
+    )
 
 
 def _supervised_run(cfg: DemoConfig, synth, data, device, progress) -> RunHistory:
     encoder = build_encoder(cfg, device)
-    return _train("supervised", cfg, synth, data, encoder, supervised_objective,
-                  torch.optim.Adam(encoder.parameters(), lr=cfg.lr_adam), progress)
+    return _train(
+        "supervised",
+        cfg,
+        synth,
+        data,
+        encoder,
+        supervised_objective,
+        torch.optim.Adam(encoder.parameters(), lr=cfg.lr_adam),
+        progress,
+    )
 
 
-def _run_one(name: str, cfg: DemoConfig, device: str, out_dir, progress: bool,
-             threads: int | None = None, position: int | None = None,
-             log_level: int | None = None) -> _RunOutput:
+def _run_one(
+    name: str,
+    cfg: DemoConfig,
+    device: str,
+    out_dir,
+    progress: bool,
+    threads: int | None = None,
+    position: int | None = None,
+    log_level: int | None = None,
+) -> _RunOutput:
     """Make run ``name`` from scratch (synth, data and weights all come from ``cfg.seed``).
 
     ``threads``, ``position`` (of its progress bar) and ``log_level`` (of the ``scrapl`` loggers)
@@ -182,8 +272,15 @@ def _run_one(name: str, cfg: DemoConfig, device: str, out_dir, progress: bool,
     return _RunOutput(_supervised_run(cfg, synth, data, device, progress))
 
 
-def run_demo(cfg: DemoConfig, out_dir: str | os.PathLike | None, *, device: str = "cpu",
-             progress: bool = True, workers: int = 1, threads: int | None = None) -> DemoResult:
+def run_demo(
+    cfg: DemoConfig,
+    out_dir: str | os.PathLike | None,
+    *,
+    device: str = "cpu",
+    progress: bool = True,
+    workers: int = 1,
+    threads: int | None = None,
+) -> DemoResult:
     """Make every run of ``cfg`` and, if ``out_dir`` is given, write metrics and figures there.
 
     Every run is independent and starts from the same seed, so with ``workers > 1`` (CPU only) the
@@ -210,8 +307,10 @@ def run_demo(cfg: DemoConfig, out_dir: str | os.PathLike | None, *, device: str 
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             level = logging.getLogger("scrapl").level
-            futures = [pool.submit(_run_one, name, cfg, device, out_dir, progress, threads, i, level)
-                       for i, name in enumerate(cfg.runs)]  # the longest runs are listed first
+            futures = [
+                pool.submit(_run_one, name, cfg, device, out_dir, progress, threads, i, level)
+                for i, name in enumerate(cfg.runs)
+            ]  # the longest runs are listed first
             outputs = [f.result() for f in futures]
     for out in outputs:
         result.histories.append(out.history)
@@ -226,9 +325,15 @@ def run_demo(cfg: DemoConfig, out_dir: str | os.PathLike | None, *, device: str 
 
 
 def _environment(device: str, threads: int, workers: int) -> dict:
-    return {"torch": torch.__version__, "python": platform.python_version(),
-            "machine": platform.machine(), "threads_per_run": threads, "parallel_runs": workers,
-            "cpu_count": os.cpu_count(), "device": str(device)}
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "threads_per_run": threads,
+        "parallel_runs": workers,
+        "cpu_count": os.cpu_count(),
+        "device": str(device),
+    }
 
 
 def format_table(result: DemoResult) -> str:
@@ -237,15 +342,28 @@ def format_table(result: DemoResult) -> str:
     for h in result.histories:
         am, fm = (1000 * v for v in h.test_l1)
         seconds = h.seconds + (result.warmup_seconds if h.name == "scrapl_theta_is" else 0.0)
-        rows.append((RUN_LABELS.get(h.name, h.name), f"{am:.0f}", f"{fm:.0f}", f"{(am + fm) / 2:.0f}",
-                     f"{seconds:.0f}"))
+        rows.append(
+            (
+                RUN_LABELS.get(h.name, h.name),
+                f"{am:.0f}",
+                f"{fm:.0f}",
+                f"{(am + fm) / 2:.0f}",
+                f"{seconds:.0f}",
+            )
+        )
     rows.append(("always predict the middle (reference)", "250", "250", "250", "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
     lines.insert(1, "-" * len(lines[0]))
-    note = (f"held-out test set: {result.config.n_test} examples; θ-IS warmup "
-            f"{result.warmup_seconds:.0f} s (included in its run's time); total {result.seconds:.0f} s")
+    note = (
+        f"held-out test set: {result.config.n_test} examples; θ-IS warmup "
+        f"{result.warmup_seconds:.0f} s (included in its run's time); total {result.seconds:.0f} s"
+    )
     return "\n".join(lines + [note])
 
 
@@ -256,16 +374,34 @@ def _metrics(result: DemoResult) -> dict:
             "label": RUN_LABELS.get(h.name, h.name),
             "test_l1": {"am": h.test_l1[0], "fm": h.test_l1[1]},
             "test_l1_permille": {"am": 1000 * h.test_l1[0], "fm": 1000 * h.test_l1[1]},
-            "seconds": h.seconds, "val_steps": h.steps,
+            "seconds": h.seconds,
+            "val_steps": h.steps,
             "val_l1": [{"am": am, "fm": fm} for am, fm in h.val_l1],
-            "train_loss": h.train_loss, **h.extra,
+            "train_loss": h.train_loss,
+            **h.extra,
         }
-    paths = [{"idx": p.idx, "n2": p.n2, "n_fr": p.n_fr, "j2": p.j2, "j_fr": p.j_fr, "spin": p.spin,
-              "rate_hz": p.rate_hz(result.config.sr), "scale_cycles_per_octave": p.scale_cycles_per_octave}
-             for p in result.paths]
-    return {"config": result.config.to_dict(), "environment": result.environment, "runs": runs,
-            "warmup_seconds": result.warmup_seconds, "total_seconds": result.seconds,
-            "theta_is_probs": None if result.probs is None else result.probs.tolist(), "paths": paths}
+    paths = [
+        {
+            "idx": p.idx,
+            "n2": p.n2,
+            "n_fr": p.n_fr,
+            "j2": p.j2,
+            "j_fr": p.j_fr,
+            "spin": p.spin,
+            "rate_hz": p.rate_hz(result.config.sr),
+            "scale_cycles_per_octave": p.scale_cycles_per_octave,
+        }
+        for p in result.paths
+    ]
+    return {
+        "config": result.config.to_dict(),
+        "environment": result.environment,
+        "runs": runs,
+        "warmup_seconds": result.warmup_seconds,
+        "total_seconds": result.seconds,
+        "theta_is_probs": None if result.probs is None else result.probs.tolist(),
+        "paths": paths,
+    }
 
 
 def _csv(rows: list[list[object]]) -> str:
@@ -279,30 +415,62 @@ def write_outputs(result: DemoResult, out_dir: str | os.PathLike) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps(_metrics(result), indent=1), out / "metrics.json")
-    rows: list[list[object]] = [["run", "test_l1_am_permille", "test_l1_fm_permille",
-                                 "test_l1_mean_permille", "seconds", "steps", "batch_size"]]
+    rows: list[list[object]] = [
+        [
+            "run",
+            "test_l1_am_permille",
+            "test_l1_fm_permille",
+            "test_l1_mean_permille",
+            "seconds",
+            "steps",
+            "batch_size",
+        ]
+    ]
     for h in result.histories:
         am, fm = (1000 * v for v in h.test_l1)
-        rows.append([h.name, f"{am:.1f}", f"{fm:.1f}", f"{(am + fm) / 2:.1f}", f"{h.seconds:.1f}",
-                     result.config.steps, result.config.batch_size])
+        rows.append(
+            [
+                h.name,
+                f"{am:.1f}",
+                f"{fm:.1f}",
+                f"{(am + fm) / 2:.1f}",
+                f"{h.seconds:.1f}",
+                result.config.steps,
+                result.config.batch_size,
+            ]
+        )
     atomic_write_text(_csv(rows), out / "metrics.csv")
     hist_rows: list[list[object]] = [["run", "step", "val_l1_am", "val_l1_fm"]]
-    hist_rows += [[h.name, s, f"{am:.5f}", f"{fm:.5f}"] for h in result.histories
-                  for s, (am, fm) in zip(h.steps, h.val_l1, strict=True)]
+    hist_rows += [
+        [h.name, s, f"{am:.5f}", f"{fm:.5f}"]
+        for h in result.histories
+        for s, (am, fm) in zip(h.steps, h.val_l1, strict=True)
+    ]
     atomic_write_text(_csv(hist_rows), out / "val_history.csv")
     cfg = result.config
-    setting = (f"chirplet, N={cfg.n_samples}, θ_AM {cfg.am}, θ_FM {cfg.fm}, shift ±{cfg.max_shift}; "
-               f"{cfg.steps} steps × batch {cfg.batch_size}; seed {cfg.seed}")
+    setting = (
+        f"chirplet, N={cfg.n_samples}, θ_AM {cfg.am}, θ_FM {cfg.fm}, shift ±{cfg.max_shift}; "
+        f"{cfg.steps} steps × batch {cfg.batch_size}; seed {cfg.seed}"
+    )
     _save_figure(lambda p: plot_val_error(result.histories, p, title=setting), out / "val_error.png")
     probs = result.probs
     if probs is not None:
-        counts = next((h.extra.get("path_counts") for h in result.histories
-                       if h.name == "scrapl_theta_is"), None)
-        _save_figure(lambda p: plot_path_probs(result.paths, probs, p, sr=cfg.sr, counts=counts,
-                                               title=f"JTFS J={cfg.J}, Q1={cfg.Q1}, Q2={cfg.Q2}, "
-                                                     f"J_fr={cfg.J_fr}, Q_fr={cfg.Q_fr}: "
-                                                     f"{len(result.paths)} paths"),
-                     out / "theta_is_probs.png")
+        counts = next(
+            (h.extra.get("path_counts") for h in result.histories if h.name == "scrapl_theta_is"), None
+        )
+        _save_figure(
+            lambda p: plot_path_probs(
+                result.paths,
+                probs,
+                p,
+                sr=cfg.sr,
+                counts=counts,
+                title=f"JTFS J={cfg.J}, Q1={cfg.Q1}, Q2={cfg.Q2}, "
+                f"J_fr={cfg.J_fr}, Q_fr={cfg.Q_fr}: "
+                f"{len(result.paths)} paths",
+            ),
+            out / "theta_is_probs.png",
+        )
 
 
 def _save_figure(draw: Callable[[Path], None], path: Path) -> None:

@@ -26,8 +26,12 @@ class ThetaRange:
     high: float
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.low, numbers.Real) and isinstance(self.high, numbers.Real)
-                and 0 < self.low < self.high and math.isfinite(self.high)):
+        if not (
+            isinstance(self.low, numbers.Real)
+            and isinstance(self.high, numbers.Real)
+            and 0 < self.low < self.high
+            and math.isfinite(self.high)
+        ):
             raise ValueError(f"a ThetaRange needs 0 < low < high < inf, got ({self.low!r}, {self.high!r})")
 
 
@@ -112,15 +116,27 @@ class ChirpletSynth(nn.Module):
     bw_octaves: float
     unit_energy: bool
 
-    def __init__(self, *, n_samples: int = 8192, sr: float = 8192.0, f0_hz: float = 512.0,
-                 am_range: ThetaRange = AM_RANGES["fast"], fm_range: ThetaRange = FM_RANGES["fast"],
-                 max_shift: int = 2048, sigma0: float = 0.1, bw_octaves: float = 2.0,
-                 unit_energy: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        n_samples: int = 8192,
+        sr: float = 8192.0,
+        f0_hz: float = 512.0,
+        am_range: ThetaRange = AM_RANGES["fast"],
+        fm_range: ThetaRange = FM_RANGES["fast"],
+        max_shift: int = 2048,
+        sigma0: float = 0.1,
+        bw_octaves: float = 2.0,
+        unit_energy: bool = False,
+    ) -> None:
         super().__init__()
         if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 2:
             raise ValueError(f"n_samples must be an int >= 2, got {n_samples!r}")
-        if isinstance(max_shift, bool) or not isinstance(max_shift, numbers.Integral) \
-                or not 0 <= max_shift < n_samples:
+        if (
+            isinstance(max_shift, bool)
+            or not isinstance(max_shift, numbers.Integral)
+            or not 0 <= max_shift < n_samples
+        ):
             raise ValueError(f"max_shift must be an int in [0, n_samples), got {max_shift!r}")
         for name, value in (("sr", sr), ("f0_hz", f0_hz), ("sigma0", sigma0), ("bw_octaves", bw_octaves)):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:

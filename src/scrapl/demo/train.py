@@ -22,8 +22,7 @@ from tqdm.auto import tqdm
 from .data import DemoData, Split
 from .synth import ChirpletSynth
 
-__all__ = ["Objective", "RunHistory", "audio_objective", "supervised_objective", "evaluate",
-           "train_run"]
+__all__ = ["Objective", "RunHistory", "audio_objective", "supervised_objective", "evaluate", "train_run"]
 
 # objective(theta_hat, batch, x) -> scalar loss
 Objective = Callable[[Tensor, Split, Tensor], Tensor]
@@ -52,8 +51,9 @@ class RunHistory:
     extra: dict = field(default_factory=dict)
 
 
-def audio_objective(loss_fn: Callable[[Tensor, Tensor], Tensor], synth: ChirpletSynth, *,
-                    generator: torch.Generator) -> Objective:
+def audio_objective(
+    loss_fn: Callable[[Tensor, Tensor], Tensor], synth: ChirpletSynth, *, generator: torch.Generator
+) -> Objective:
     """``loss_fn(synth(θ̂, δ̂), x)`` with fresh shifts ``δ̂`` drawn from ``generator`` at each call."""
 
     def objective(theta_hat: Tensor, batch: Split, x: Tensor) -> Tensor:
@@ -83,10 +83,22 @@ def evaluate(encoder: nn.Module, synth: ChirpletSynth, split: Split, *, batch_si
     return torch.cat(errors).mean(dim=0)
 
 
-def train_run(name: str, encoder: nn.Module, synth: ChirpletSynth, data: DemoData, objective: Objective,
-              optimizer: torch.optim.Optimizer, *, steps: int, batch_size: int, eval_every: int, seed: int,
-              after_backward: Callable[[], None] | None = None, progress: bool = True,
-              position: int | None = None) -> RunHistory:
+def train_run(
+    name: str,
+    encoder: nn.Module,
+    synth: ChirpletSynth,
+    data: DemoData,
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    *,
+    steps: int,
+    batch_size: int,
+    eval_every: int,
+    seed: int,
+    after_backward: Callable[[], None] | None = None,
+    progress: bool = True,
+    position: int | None = None,
+) -> RunHistory:
     """Train ``encoder`` for ``steps`` steps on ``objective``; validate every ``eval_every`` steps.
 
     Args:
@@ -115,8 +127,9 @@ def train_run(name: str, encoder: nn.Module, synth: ChirpletSynth, data: DemoDat
 
     validate(0)
     encoder.train()
-    bar = tqdm(range(1, steps + 1), desc=f"{name:>17}", disable=not progress, dynamic_ncols=True,
-               position=position)
+    bar = tqdm(
+        range(1, steps + 1), desc=f"{name:>17}", disable=not progress, dynamic_ncols=True, position=position
+    )
     for step in bar:
         b = data.train.batch(torch.randint(len(data.train), (batch_size,), generator=gen))
         x = synth(b.theta.to(device), b.shifts.to(device))

@@ -129,10 +129,12 @@ class FilterBank:
 
     def __init__(self, config: JTFSConfig) -> None:
         self.config = c = config
-        self.psi1 = [Wavelet(xi, s, filters.max_subsampling(xi, s))
-                     for xi, s in filters.anden_generator(c.J, c.Q1)]
-        self.psi2 = [Wavelet(xi, s, filters.max_subsampling(xi, s))
-                     for xi, s in filters.anden_generator(c.J, c.Q2)]
+        self.psi1 = [
+            Wavelet(xi, s, filters.max_subsampling(xi, s)) for xi, s in filters.anden_generator(c.J, c.Q1)
+        ]
+        self.psi2 = [
+            Wavelet(xi, s, filters.max_subsampling(xi, s)) for xi, s in filters.anden_generator(c.J, c.Q2)
+        ]
         fr = list(filters.anden_generator(c.J_fr, c.Q_fr))
         sigma_fr0 = filters.SIGMA0 / 2**c.J_fr
         self.psi_fr = [Wavelet(0.0, sigma_fr0, c.J_fr)]
@@ -147,18 +149,24 @@ class FilterBank:
         for name, bank in (("Q1", self.psi1), ("Q2", self.psi2)):
             for w in bank:
                 if not w.xi < 0.5 / 2**w.j:
-                    raise ValueError(f"{name}={getattr(c, name)!r} with J={c.J!r} gives an aliased "
-                                     f"wavelet (xi={w.xi:.4g}, j={w.j})")
+                    raise ValueError(
+                        f"{name}={getattr(c, name)!r} with J={c.J!r} gives an aliased "
+                        f"wavelet (xi={w.xi:.4g}, j={w.j})"
+                    )
         for w in self.psi_fr[1:]:
             if not abs(w.xi) < 0.5 / 2**w.j:
-                raise ValueError(f"Q_fr={c.Q_fr!r} with J_fr={c.J_fr!r} gives an aliased "
-                                 f"frequential wavelet (xi={w.xi:.4g}, j={w.j})")
+                raise ValueError(
+                    f"Q_fr={c.Q_fr!r} with J_fr={c.J_fr!r} gives an aliased "
+                    f"frequential wavelet (xi={w.xi:.4g}, j={w.j})"
+                )
         for w1 in self.psi1:
             for w2 in self.psi2:
                 if w1.j < w2.j and not w1.xi > w2.xi:
-                    raise ValueError(f"Q2={c.Q2!r} is incompatible with Q1={c.Q1!r}: a second-order "
-                                     f"wavelet (xi={w2.xi:.4g}) is above a first-order one it "
-                                     f"demodulates (xi={w1.xi:.4g})")
+                    raise ValueError(
+                        f"Q2={c.Q2!r} is incompatible with Q1={c.Q1!r}: a second-order "
+                        f"wavelet (xi={w2.xi:.4g}) is above a first-order one it "
+                        f"demodulates (xi={w1.xi:.4g})"
+                    )
         j1_max = max(w.j for w in self.psi1)
         for n2, w2 in enumerate(self.psi2):
             used = [w1.j for w1 in self.psi1 if w1.j < w2.j]
@@ -168,12 +176,14 @@ class FilterBank:
                 raise ValueError(
                     f"T={c.T!r} is too small: second-order wavelet n2={n2} needs decimation "
                     f"2**{w2.j} > T, so its coefficients cannot be averaged at stride 2**log2_T; "
-                    f"use T >= {2 ** max(w.j for w in self.psi2)}, T=None or T='global'")
+                    f"use T >= {2 ** max(w.j for w in self.psi2)}, T=None or T='global'"
+                )
             n_levels = max(1, min(j1_max, w2.j, 1 + c.log2_T))
             if max(used) >= n_levels:
                 raise ValueError(
                     f"Q2={c.Q2!r} is too large for Q1={c.Q1!r} and J={c.J!r}: second-order wavelet "
-                    f"n2={n2} (j2={w2.j}) is coarser than every first-order wavelet (max j1={j1_max})")
+                    f"n2={n2} (j2={w2.j}) is coarser than every first-order wavelet (max j1={j1_max})"
+                )
 
     # -- paths ------------------------------------------------------------------------------------
     def n1_max(self, j2: int) -> int:
@@ -187,10 +197,20 @@ class FilterBank:
             if n1_max == 0:
                 continue
             for n_fr, w_fr in enumerate(self.psi_fr):
-                paths.append(JTFSPath(
-                    idx=len(paths), n2=n2, n_fr=n_fr, j2=w2.j, j_fr=w_fr.j,
-                    spin=int(np.sign(w_fr.xi)), n1_max=n1_max, xi2=w2.xi, xi_fr=w_fr.xi,
-                    Q1=self.config.Q1))
+                paths.append(
+                    JTFSPath(
+                        idx=len(paths),
+                        n2=n2,
+                        n_fr=n_fr,
+                        j2=w2.j,
+                        j_fr=w_fr.j,
+                        spin=int(np.sign(w_fr.xi)),
+                        n1_max=n1_max,
+                        xi2=w2.xi,
+                        xi_fr=w_fr.xi,
+                        Q1=self.config.Q1,
+                    )
+                )
         return paths
 
     # -- filters in the Fourier domain (float64) ---------------------------------------------------

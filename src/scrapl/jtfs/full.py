@@ -28,9 +28,19 @@ __all__ = ["first_order_paths", "full_paths", "full_transform", "unpad_frames"]
 def first_order_paths(jtfs: TimeFrequencyScattering) -> list[FirstOrderPath]:
     """Metadata of the first-order JTFS paths ``(n_fr,)``, spin 0 and +1, in output order."""
     bank = jtfs.bank
-    return [FirstOrderPath(idx=n_fr, n_fr=n_fr, j_fr=w.j, spin=int(math.copysign(1, w.xi)) if w.xi
-                           else 0, n1_max=jtfs.n1_limit, xi_fr=w.xi, Q1=jtfs.config.Q1)
-            for n_fr, w in enumerate(bank.psi_fr) if w.xi >= 0]
+    return [
+        FirstOrderPath(
+            idx=n_fr,
+            n_fr=n_fr,
+            j_fr=w.j,
+            spin=int(math.copysign(1, w.xi)) if w.xi else 0,
+            n1_max=jtfs.n1_limit,
+            xi_fr=w.xi,
+            Q1=jtfs.config.Q1,
+        )
+        for n_fr, w in enumerate(bank.psi_fr)
+        if w.xi >= 0
+    ]
 
 
 def full_paths(jtfs: TimeFrequencyScattering) -> list[FirstOrderPath | JTFSPath]:
@@ -85,8 +95,10 @@ def full_transform(jtfs: TimeFrequencyScattering, x: Tensor, *, unpad: bool = Tr
         ValueError: with ``F='global'``, whose paths do not share one shape (use ``all_paths``).
     """
     if jtfs.config.global_F:
-        raise ValueError("F='global' gives paths of different shapes (spin-0 paths keep their "
-                         "frequential rows); use all_paths() for a list of per-path tensors")
+        raise ValueError(
+            "F='global' gives paths of different shapes (spin-0 paths keep their "
+            "frequential rows); use all_paths() for a list of per-path tensors"
+        )
     U1 = jtfs.first_order(jtfs.padded_spectrum(x), jtfs.n1_limit)
     out = _first_order_jtfs(jtfs, U1)
     by_n2: dict[int, list[JTFSPath]] = {}

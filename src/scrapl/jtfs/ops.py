@@ -13,8 +13,15 @@ from torch import Tensor
 MODULUS_EPS = 1e-12
 """Added to every modulus, as in scrapl-loss 0.1.0: ``|z| = sqrt(re^2 + im^2) + MODULUS_EPS``."""
 
-__all__ = ["MODULUS_EPS", "modulus", "rfft", "rfft_adjoint", "fold_mean", "reflect_pad",
-           "circulant_decimation_matrix"]
+__all__ = [
+    "MODULUS_EPS",
+    "modulus",
+    "rfft",
+    "rfft_adjoint",
+    "fold_mean",
+    "reflect_pad",
+    "circulant_decimation_matrix",
+]
 
 
 class _Modulus(torch.autograd.Function):
@@ -102,7 +109,7 @@ def fold_mean(V: Tensor, s: int, dim: int = -1) -> Tensor:
         return V
     dim = dim % V.dim()
     M = V.shape[dim]
-    shape = V.shape[:dim] + (2**s, M // 2**s) + V.shape[dim + 1:]
+    shape = V.shape[:dim] + (2**s, M // 2**s) + V.shape[dim + 1 :]
     return V.reshape(shape).mean(dim=dim)
 
 

@@ -64,8 +64,17 @@ class TimeFrequencyScattering(nn.Module):
     psi1_f: Tensor  # (n1, Np) first-order filters (a buffer)
     psi_fr_f: Tensor  # (n_fr, N_fr) frequential filters (a buffer)
 
-    def __init__(self, shape: int, J: int, Q1: int, Q2: int, J_fr: int, Q_fr: int,
-                 T: AveragingArg = None, F: AveragingArg = None) -> None:
+    def __init__(
+        self,
+        shape: int,
+        J: int,
+        Q1: int,
+        Q2: int,
+        J_fr: int,
+        Q_fr: int,
+        T: AveragingArg = None,
+        F: AveragingArg = None,
+    ) -> None:
         super().__init__()
         self.config = c = JTFSConfig(shape, J, Q1, Q2, J_fr, Q_fr, T, F)
         self.bank = bank = FilterBank(c)
@@ -75,7 +84,9 @@ class TimeFrequencyScattering(nn.Module):
             warnings.warn(
                 f"F={c.F!r} with J_fr={c.J_fr} gives only N_fr={c.N_fr} frequential bins, fewer than "
                 f"the first-order filters feeding some paths; as in scrapl-loss 0.1.0, filters "
-                f"n1 >= {c.N_fr} are dropped from those paths", stacklevel=2)
+                f"n1 >= {c.N_fr} are dropped from those paths",
+                stacklevel=2,
+            )
         self._k1_groups = self._group_first_order()
         self._register_filters()
         self._operators: dict[tuple, Any] = {}
@@ -145,8 +156,17 @@ class TimeFrequencyScattering(nn.Module):
     def describe(self) -> dict:
         """The hyperparameters as plain data: ``{"engine": "jtfs", "shape": N, "J": ..., "F": ...}``."""
         c = self.config
-        return {"engine": "jtfs", "shape": c.N, "J": c.J, "Q1": c.Q1, "Q2": c.Q2, "J_fr": c.J_fr,
-                "Q_fr": c.Q_fr, "T": c.T, "F": c.F}
+        return {
+            "engine": "jtfs",
+            "shape": c.N,
+            "J": c.J,
+            "Q1": c.Q1,
+            "Q2": c.Q2,
+            "J_fr": c.J_fr,
+            "Q_fr": c.Q_fr,
+            "T": c.T,
+            "F": c.F,
+        }
 
     def path_shape(self, path_idx: int) -> tuple[int, int]:
         """``(n_freq, n_time)`` of a path; differs between paths only with ``F='global'``."""
@@ -253,8 +273,7 @@ class TimeFrequencyScattering(nn.Module):
         """``(k1, U1, rfft(U1))`` for first-order filters ``n1 < n1_max``, grouped by decimation."""
         return list(self.first_order_groups(x_rfft, n1_max))
 
-    def second_order(self, U1: Iterable[tuple[int, Tensor, Tensor]], n2: int, j2: int,
-                     n1_max: int) -> Tensor:
+    def second_order(self, U1: Iterable[tuple[int, Tensor, Tensor]], n2: int, j2: int, n1_max: int) -> Tensor:
         """``Y[n2]`` on ``U1[n1]``, ``n1 < n1_max``, as stacked planes ``(Re Y; Im Y)``:
         shape ``(B, 2 n1_max, Np/2**j2)``. ``U1`` may be a generator (consumed group by group)."""
         groups = self._used_groups(n1_max)
@@ -288,8 +307,11 @@ class TimeFrequencyScattering(nn.Module):
             for p, op, S in zip(group, ops, S_all, strict=True):
                 S = core.unprune_rows(S, op, Phi, U2.shape[-1])
                 if p.spin != 0:
-                    A = None if c.global_F else self.operator(
-                        "phi_fr", self._k_fr(p.j_fr), S.shape[-2], dtype)
+                    A = (
+                        None
+                        if c.global_F
+                        else self.operator("phi_fr", self._k_fr(p.j_fr), S.shape[-2], dtype)
+                    )
                     S = core.average_frequency(S, A)
                 out[p.idx] = S
         return [out[p.idx] for p in paths]

@@ -106,12 +106,13 @@ def make_window(h_f: Tensor, s: int, *, shift: int | None = None, rel_tol: float
     one_sided = offset + S <= n_out // 2
     half = torch.ones(S, 1, dtype=w.dtype, device=w.device)
     if one_sided:
-        half[int(offset == 0):] = 0.5  # irfft doubles every bin but 0 (and n/2, never used)
+        half[int(offset == 0) :] = 0.5  # irfft doubles every bin but 0 (and n/2, never used)
     index = torch.where(k <= M // 2, k, M - k)
     if single:
         index, pair = index[0], pair[0]
-    return Window(index, (pair * half).contiguous(), (pair / n_out).contiguous(), int(offset),
-                  n_out, one_sided)
+    return Window(
+        index, (pair * half).contiguous(), (pair / n_out).contiguous(), int(offset), n_out, one_sided
+    )
 
 
 def place(V: Tensor, start: int, n_out: int) -> Tensor:
@@ -147,8 +148,8 @@ def _synthesize(spectrum: Tensor, window: Window) -> Tensor:
         # the weighted run V for Re u, -i V for Im u
         halves = torch.empty(*lead, 2, G, n // 2 + 1, dtype=spectrum.dtype, device=spectrum.device)
         halves[..., : window.offset].zero_()
-        halves[..., window.offset + S:].zero_()
-        run = halves[..., window.offset:window.offset + S]
+        halves[..., window.offset + S :].zero_()
+        run = halves[..., window.offset : window.offset + S]
         torch.mul(bins, window.weight, out=torch.view_as_real(run.select(-3, 0)))
         torch.mul(run.select(-3, 0), -1j, out=run.select(-3, 1))
         return torch.fft.irfft(halves, n=n)  # (B, 2, G, n): Re u, Im u
@@ -161,7 +162,7 @@ def _adjoint(g: Tensor, window: Window, n_in: int) -> Tensor:
     """The adjoint of :func:`_synthesize`: gradient of the planes -> gradient of the half spectrum."""
     S = window.bins.shape[-1]
     if window.one_sided:
-        spec = torch.fft.rfft(g)[..., window.offset:window.offset + S]  # (B, 2, G, S)
+        spec = torch.fft.rfft(g)[..., window.offset : window.offset + S]  # (B, 2, G, S)
         spec = torch.add(spec.select(-3, 0), spec.select(-3, 1), alpha=1j)  # F(g_re) + i F(g_im)
     else:
         pos = (window.offset + torch.arange(S, device=g.device)) % window.n_out

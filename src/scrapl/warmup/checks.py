@@ -52,8 +52,10 @@ def check_path_range(start_path_idx: Any, end_path_idx: Any, n_paths: int) -> tu
     _check_int("start_path_idx", start_path_idx, 0)
     end = n_paths if end_path_idx is None else _check_int("end_path_idx", end_path_idx, 0)
     if not start_path_idx < end <= n_paths:
-        raise ValueError(f"need 0 <= start_path_idx < end_path_idx <= n_paths={n_paths}, got "
-                         f"start_path_idx={start_path_idx}, end_path_idx={end_path_idx}")
+        raise ValueError(
+            f"need 0 <= start_path_idx < end_path_idx <= n_paths={n_paths}, got "
+            f"start_path_idx={start_path_idx}, end_path_idx={end_path_idx}"
+        )
     return start_path_idx, end
 
 
@@ -70,8 +72,10 @@ def _check_params(params: Any) -> list[Tensor]:
         if not p.requires_grad or not p.is_floating_point():
             raise ValueError(f"params[{i}] must be a floating-point tensor with requires_grad")
         if p.grad is not None:
-            raise ValueError(f"params[{i}] already has a gradient (p.grad is not None); params "
-                             f"must have no prior gradients: use zero_grad(set_to_none=True)")
+            raise ValueError(
+                f"params[{i}] already has a gradient (p.grad is not None); params "
+                f"must have no prior gradients: use zero_grad(set_to_none=True)"
+            )
         if id(p) in seen:
             raise ValueError(f"params[{i}] appears twice in params")
         seen.add(id(p))
@@ -80,8 +84,7 @@ def _check_params(params: Any) -> list[Tensor]:
 
 def _check_kwargs_list(name: str, value: Any) -> list[Mapping[str, Any]]:
     if isinstance(value, Mapping) or not isinstance(value, Sequence):
-        raise TypeError(f"{name} must be a list of dicts (one per batch), got "
-                        f"{type(value).__name__}")
+        raise TypeError(f"{name} must be a list of dicts (one per batch), got {type(value).__name__}")
     for i, kw in enumerate(value):
         if not isinstance(kw, Mapping):
             raise TypeError(f"{name}[{i}] must be a dict, got {type(kw).__name__}")
@@ -128,16 +131,18 @@ def check_warmup_inputs(
     else:
         synth_kw = _check_kwargs_list("synth_fn_kwargs", synth_fn_kwargs)
         if len(synth_kw) != len(theta_kw):
-            raise ValueError(f"synth_fn_kwargs must have one dict per batch: "
-                             f"len(synth_fn_kwargs)={len(synth_kw)} != "
-                             f"len(theta_fn_kwargs)={len(theta_kw)}")
+            raise ValueError(
+                f"synth_fn_kwargs must have one dict per batch: "
+                f"len(synth_fn_kwargs)={len(synth_kw)} != "
+                f"len(theta_fn_kwargs)={len(theta_kw)}"
+            )
     for i, kw in enumerate(theta_kw):
         if target_key not in kw:
-            raise ValueError(f"theta_fn_kwargs[{i}] must contain the target signal under "
-                             f"{target_key!r}")
+            raise ValueError(f"theta_fn_kwargs[{i}] must contain the target signal under {target_key!r}")
         if not isinstance(kw[target_key], Tensor):
-            raise TypeError(f"theta_fn_kwargs[{i}][{target_key!r}] must be a tensor, got "
-                            f"{type(kw[target_key]).__name__}")
+            raise TypeError(
+                f"theta_fn_kwargs[{i}][{target_key!r}] must be a tensor, got {type(kw[target_key]).__name__}"
+            )
     start, end = check_path_range(start_path_idx, end_path_idx, n_paths)
     _check_int("n_iter", n_iter, 1)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
@@ -145,8 +150,10 @@ def check_warmup_inputs(
     check_agg(agg)
     if save_dir is not None and not isinstance(save_dir, (str, os.PathLike)):
         raise TypeError(f"save_dir must be a path or None, got {type(save_dir).__name__}")
-    batches = [WarmupBatch(theta_fn_kwargs=t, synth_fn_kwargs=s, target=t[target_key])
-               for t, s in zip(theta_kw, synth_kw, strict=True)]
+    batches = [
+        WarmupBatch(theta_fn_kwargs=t, synth_fn_kwargs=s, target=t[target_key])
+        for t, s in zip(theta_kw, synth_kw, strict=True)
+    ]
     return batches, params, start, end
 
 
@@ -168,12 +175,10 @@ def check_is_deterministic(
         theta_1 = theta_fn(**theta_fn_kwargs)
         theta_2 = theta_fn(**theta_fn_kwargs)
         if not torch.allclose(theta_1, theta_2):
-            logger.warning(f"theta_fn is not deterministic: theta_hat_1 = {theta_1}, "
-                           f"theta_hat_2 = {theta_2}")
+            logger.warning(f"theta_fn is not deterministic: theta_hat_1 = {theta_1}, theta_hat_2 = {theta_2}")
             return False
         synth_fn_kwargs = synth_fn_kwargs or {}
-        if not torch.allclose(synth_fn(theta_1, **synth_fn_kwargs),
-                              synth_fn(theta_2, **synth_fn_kwargs)):
+        if not torch.allclose(synth_fn(theta_1, **synth_fn_kwargs), synth_fn(theta_2, **synth_fn_kwargs)):
             logger.warning("synth_fn is not deterministic")
             return False
     return True

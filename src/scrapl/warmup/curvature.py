@@ -60,31 +60,80 @@ def path_curvatures(
     """
     with torch.enable_grad():  # the warmup differentiates twice, even under no_grad()
         return _path_curvatures(
-            path_loss=path_loss, theta_fn=theta_fn, synth_fn=synth_fn, batches=batches,
-            groups=groups, path_idx=path_idx, n_theta=n_theta, init_vectors=init_vectors,
-            n_iter=n_iter, tol=tol, engine=engine, theta_batching=theta_batching,
-            hessian=hessian, multibatch=multibatch or len(batches) > 1)
+            path_loss=path_loss,
+            theta_fn=theta_fn,
+            synth_fn=synth_fn,
+            batches=batches,
+            groups=groups,
+            path_idx=path_idx,
+            n_theta=n_theta,
+            init_vectors=init_vectors,
+            n_iter=n_iter,
+            tol=tol,
+            engine=engine,
+            theta_batching=theta_batching,
+            hessian=hessian,
+            multibatch=multibatch or len(batches) > 1,
+        )
 
 
-def _path_curvatures(*, path_loss, theta_fn, synth_fn, batches, groups, path_idx, n_theta,
-                     init_vectors, n_iter, tol, engine, theta_batching, hessian, multibatch):
+def _path_curvatures(
+    *,
+    path_loss,
+    theta_fn,
+    synth_fn,
+    batches,
+    groups,
+    path_idx,
+    n_theta,
+    init_vectors,
+    n_iter,
+    tol,
+    engine,
+    theta_batching,
+    hessian,
+    multibatch,
+):
     hessians = None
     if engine == "factored":
         all_params = [p for g in groups for p in g]
-        hessians = [batch_theta_hessian(
-            path_loss=path_loss, theta_fn=theta_fn, synth_fn=synth_fn, batch=b,
-            params=all_params, path_idx=path_idx, n_theta=n_theta, theta_batching=theta_batching,
-            hessian=hessian, keep_theta=not multibatch) for b in batches]
+        hessians = [
+            batch_theta_hessian(
+                path_loss=path_loss,
+                theta_fn=theta_fn,
+                synth_fn=synth_fn,
+                batch=b,
+                params=all_params,
+                path_idx=path_idx,
+                n_theta=n_theta,
+                theta_batching=theta_batching,
+                hessian=hessian,
+                keep_theta=not multibatch,
+            )
+            for b in batches
+        ]
     vals, results = [], []
     for group, init in zip(groups, init_vectors, strict=True):
         if hessians is not None:
-            op = FactoredCurvature(theta_fn=theta_fn, batches=batches, params=group,
-                                   hessians=hessians, theta_batching=theta_batching)
+            op = FactoredCurvature(
+                theta_fn=theta_fn,
+                batches=batches,
+                params=group,
+                hessians=hessians,
+                theta_batching=theta_batching,
+            )
         else:
-            op = DirectCurvature(path_loss=path_loss, theta_fn=theta_fn, synth_fn=synth_fn,
-                                 batches=batches, params=group, path_idx=path_idx,
-                                 n_theta=n_theta, multibatch=multibatch,
-                                 theta_batching=theta_batching)
+            op = DirectCurvature(
+                path_loss=path_loss,
+                theta_fn=theta_fn,
+                synth_fn=synth_fn,
+                batches=batches,
+                params=group,
+                path_idx=path_idx,
+                n_theta=n_theta,
+                multibatch=multibatch,
+                theta_batching=theta_batching,
+            )
         res = power_iteration(op, init, n_iter=n_iter, tol=tol)
         del op
         vals.append(res.eigenvalues.abs().float())
@@ -92,8 +141,14 @@ def _path_curvatures(*, path_loss, theta_fn, synth_fn, batches, groups, path_idx
     return torch.stack(vals), results
 
 
-def start_vectors(stream: ReferenceInitStream | None, *, seed: int, path: int,
-                  groups: Sequence[Sequence[Tensor]], n_theta: int) -> list[Tensor]:
+def start_vectors(
+    stream: ReferenceInitStream | None,
+    *,
+    seed: int,
+    path: int,
+    groups: Sequence[Sequence[Tensor]],
+    n_theta: int,
+) -> list[Tensor]:
     """The power-iteration start vectors of one path: per group ``(nθ, n_g)``.
 
     From ``stream`` (the reference's draws) if given, else :func:`seeded_init` keyed by
@@ -103,5 +158,7 @@ def start_vectors(stream: ReferenceInitStream | None, *, seed: int, path: int,
     if stream is not None:
         drawn = stream.draw(n_theta, dims)  # float32 on the CPU, as the reference
         return [v.to(g[0].device) for v, g in zip(drawn, groups, strict=True)]
-    return [seeded_init(n_theta, dims[gi], seed=seed, key=(path, gi), dtype=g[0].dtype,
-                        device=g[0].device) for gi, g in enumerate(groups)]
+    return [
+        seeded_init(n_theta, dims[gi], seed=seed, key=(path, gi), dtype=g[0].dtype, device=g[0].device)
+        for gi, g in enumerate(groups)
+    ]

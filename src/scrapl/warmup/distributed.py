@@ -88,8 +88,9 @@ def broadcast_tensor(t: Tensor, src: int = 0) -> Tensor:
     return buf.cpu()
 
 
-def gather_vals(local: Mapping[int, Tensor], paths: Sequence[int],
-                shape: tuple[int, ...]) -> dict[int, Tensor]:
+def gather_vals(
+    local: Mapping[int, Tensor], paths: Sequence[int], shape: tuple[int, ...]
+) -> dict[int, Tensor]:
     """Give every rank the values of every path in ``paths``.
 
     Args:

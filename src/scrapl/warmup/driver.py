@@ -100,18 +100,17 @@ def _collective(fn: Callable[[], Any], world: int) -> Any:
     return out
 
 
-def _check_options(*, engine, theta_batching, hessian, init, seed, state, config, n_paths,
-                   n_theta) -> None:
+def _check_options(*, engine, theta_batching, hessian, init, seed, state, config, n_paths, n_theta) -> None:
     check_choice("engine", engine, ("factored", "direct"))
     check_choice("theta_batching", theta_batching, (None, "vmap", "loop"))
     check_choice("hessian", hessian, ("auto", "block", "full"))
     check_choice("init", init, ("seeded", "reference"))
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if state is not None and (not isinstance(state, ThetaISState)
-                              or (state.n_paths, state.n_theta) != (n_paths, n_theta)):
-        raise ValueError(f"state must be a ThetaISState with n_paths={n_paths}, "
-                         f"n_theta={n_theta}")
+    if state is not None and (
+        not isinstance(state, ThetaISState) or (state.n_paths, state.n_theta) != (n_paths, n_theta)
+    ):
+        raise ValueError(f"state must be a ThetaISState with n_paths={n_paths}, n_theta={n_theta}")
     if config is not None and not isinstance(config, Mapping):
         raise TypeError(f"config must be a dict or None, got {type(config).__name__}")
     try:
@@ -120,20 +119,30 @@ def _check_options(*, engine, theta_batching, hessian, init, seed, state, config
         raise TypeError(f"config must be JSON-serialisable: {err}") from err
 
 
-def _config(run_args: dict[str, Any], batches, params, groups, multibatch, rng_state
-            ) -> dict[str, Any]:
+def _config(run_args: dict[str, Any], batches, params, groups, multibatch, rng_state) -> dict[str, Any]:
     """Everything the values depend on (recorded in meta.json and probs.pt)."""
     a = run_args
     reference = a["init"] == "reference"
-    return {**dict(a["config"] or {}), "n_paths": a["n_paths"], "n_theta": a["n_theta"],
-            "n_iter": a["n_iter"], "tol": float(a["tol"]), "agg": a["agg"],
-            "n_groups": len(groups), "param_shapes": [list(p.shape) for p in params],
-            "n_batches": len(batches), "multibatch": multibatch, "engine": a["engine"],
-            "hessian": a["hessian"] if a["engine"] == "factored" else None,
-            "init": a["init"], "seed": None if reference else a["seed"],
-            "target_key": a["target_key"], "data_sha256": data_sha256(batches),
-            "params_sha256": tensor_sha256(params),
-            "init_rng_sha256": tensor_sha256([rng_state]) if reference else None}
+    return {
+        **dict(a["config"] or {}),
+        "n_paths": a["n_paths"],
+        "n_theta": a["n_theta"],
+        "n_iter": a["n_iter"],
+        "tol": float(a["tol"]),
+        "agg": a["agg"],
+        "n_groups": len(groups),
+        "param_shapes": [list(p.shape) for p in params],
+        "n_batches": len(batches),
+        "multibatch": multibatch,
+        "engine": a["engine"],
+        "hessian": a["hessian"] if a["engine"] == "factored" else None,
+        "init": a["init"],
+        "seed": None if reference else a["seed"],
+        "target_key": a["target_key"],
+        "data_sha256": data_sha256(batches),
+        "params_sha256": tensor_sha256(params),
+        "init_rng_sha256": tensor_sha256([rng_state]) if reference else None,
+    }
 
 
 def _plan(a: dict[str, Any], distributed: bool | None) -> _Run:
@@ -142,12 +151,43 @@ def _plan(a: dict[str, Any], distributed: bool | None) -> _Run:
 
     def check():
         batches, params, start, end = check_warmup_inputs(
-            **{k: a[k] for k in ("path_loss", "theta_fn", "synth_fn", "theta_fn_kwargs",
-                                 "synth_fn_kwargs", "params", "n_paths", "n_theta",
-                                 "start_path_idx", "end_path_idx", "n_iter", "tol", "agg",
-                                 "target_key", "save_dir")})
-        _check_options(**{k: a[k] for k in ("engine", "theta_batching", "hessian", "init",
-                                            "seed", "state", "config", "n_paths", "n_theta")})
+            **{
+                k: a[k]
+                for k in (
+                    "path_loss",
+                    "theta_fn",
+                    "synth_fn",
+                    "theta_fn_kwargs",
+                    "synth_fn_kwargs",
+                    "params",
+                    "n_paths",
+                    "n_theta",
+                    "start_path_idx",
+                    "end_path_idx",
+                    "n_iter",
+                    "tol",
+                    "agg",
+                    "target_key",
+                    "save_dir",
+                )
+            }
+        )
+        _check_options(
+            **{
+                k: a[k]
+                for k in (
+                    "engine",
+                    "theta_batching",
+                    "hessian",
+                    "init",
+                    "seed",
+                    "state",
+                    "config",
+                    "n_paths",
+                    "n_theta",
+                )
+            }
+        )
         return batches, params, start, end
 
     batches, params, start, end = _collective(check, world)
@@ -158,22 +198,41 @@ def _plan(a: dict[str, Any], distributed: bool | None) -> _Run:
         rng_state = wd.broadcast_tensor(rng_state)  # every rank replays rank 0's stream
     config = _config(a, batches, params, groups, multibatch, rng_state)
     if world > 1 and not wd.check_same_config(json.dumps(config, sort_keys=True)):
-        raise ValueError("ranks disagree on the warmup configuration (arguments, data or "
-                         "params differ between ranks)")
+        raise ValueError(
+            "ranks disagree on the warmup configuration (arguments, data or params differ between ranks)"
+        )
     stream = None
     if a["init"] == "reference":
         stream = ReferenceInitStream(rng_state, draw_normal=not params[0].is_cuda)
     paths = list(range(start, end))
     batching = a["theta_batching"] or ("vmap" if params[0].is_cuda else "loop")
-    opts = dict(n_iter=a["n_iter"], tol=a["tol"], engine=a["engine"], theta_batching=batching,
-                hessian=a["hessian"], multibatch=multibatch)
-    return _Run(fns={k: a[k] for k in ("path_loss", "theta_fn", "synth_fn")}, batches=batches,
-                params=params, groups=groups, paths=paths, mine=wd.shard_paths(paths, rank, world),
-                rank=rank, world=world, opts=opts, seed=a["seed"], stream=stream, config=config)
+    opts = dict(
+        n_iter=a["n_iter"],
+        tol=a["tol"],
+        engine=a["engine"],
+        theta_batching=batching,
+        hessian=a["hessian"],
+        multibatch=multibatch,
+    )
+    return _Run(
+        fns={k: a[k] for k in ("path_loss", "theta_fn", "synth_fn")},
+        batches=batches,
+        params=params,
+        groups=groups,
+        paths=paths,
+        mine=wd.shard_paths(paths, rank, world),
+        rank=rank,
+        world=world,
+        opts=opts,
+        seed=a["seed"],
+        stream=stream,
+        config=config,
+    )
 
 
 def _prepare_dir(run: _Run, save_dir) -> set[int]:
     """Record/check the configuration in ``save_dir``; return this rank's paths already done."""
+
     def record() -> None:
         if run.rank == 0:
             prepare_save_dir(save_dir, run.config)
@@ -184,40 +243,51 @@ def _prepare_dir(run: _Run, save_dir) -> set[int]:
     return set(existing_val_paths(save_dir)) & set(run.mine)
 
 
-def _compute(run: _Run, save_dir, done: set[int], *, progress: bool, logger: logging.Logger
-             ) -> tuple[dict[int, Tensor], dict[int, list[PowerIterationResult]]]:
+def _compute(
+    run: _Run, save_dir, done: set[int], *, progress: bool, logger: logging.Logger
+) -> tuple[dict[int, Tensor], dict[int, list[PowerIterationResult]]]:
     """Compute (or load) this rank's paths, saving each ``vals_{p}.pt`` atomically."""
     local, convergence = {}, {}
     mine = set(run.mine)
     n_theta = run.config["n_theta"]
-    with tqdm(total=len(run.mine), initial=len(done), desc="theta-IS warmup", unit="path",
-              disable=not progress or run.rank != 0, dynamic_ncols=True) as bar:
+    with tqdm(
+        total=len(run.mine),
+        initial=len(done),
+        desc="theta-IS warmup",
+        unit="path",
+        disable=not progress or run.rank != 0,
+        dynamic_ncols=True,
+    ) as bar:
         for p in run.paths:
             vectors = None
             if run.stream is not None:  # every path's draws in order, whoever computes it
-                vectors = start_vectors(run.stream, seed=run.seed, path=p, groups=run.groups,
-                                        n_theta=n_theta)
+                vectors = start_vectors(run.stream, seed=run.seed, path=p, groups=run.groups, n_theta=n_theta)
             if p not in mine:
                 continue
             if p in done:
-                local[p] = load_vals(vals_path(save_dir, p), n_theta=n_theta,
-                                     n_groups=len(run.groups))
+                local[p] = load_vals(vals_path(save_dir, p), n_theta=n_theta, n_groups=len(run.groups))
                 continue
             if vectors is None:
-                vectors = start_vectors(None, seed=run.seed, path=p, groups=run.groups,
-                                        n_theta=n_theta)
-            vals, results = path_curvatures(**run.fns, batches=run.batches, groups=run.groups,
-                                            path_idx=p, n_theta=n_theta, init_vectors=vectors,
-                                            **run.opts)
+                vectors = start_vectors(None, seed=run.seed, path=p, groups=run.groups, n_theta=n_theta)
+            vals, results = path_curvatures(
+                **run.fns,
+                batches=run.batches,
+                groups=run.groups,
+                path_idx=p,
+                n_theta=n_theta,
+                init_vectors=vectors,
+                **run.opts,
+            )
             for g, res in enumerate(results):
                 logger.info(f"path_idx = {p}, curr_vals = {vals[g]}")
-                logger.debug(f"path_idx = {p}, group {g}: n_iter = {res.n_iters.tolist()}, "
-                             f"converged = {res.converged.tolist()}")
+                logger.debug(
+                    f"path_idx = {p}, group {g}: n_iter = {res.n_iters.tolist()}, "
+                    f"converged = {res.converged.tolist()}"
+                )
             if save_dir is not None:
                 atomic_save(vals.detach().cpu(), vals_path(save_dir, p))
             local[p], convergence[p] = vals.detach().cpu(), results
-            bar.set_postfix_str(f"path {p}: " + ", ".join(
-                f"{v:.4g}" for v in vals.reshape(-1).tolist()[:8]))
+            bar.set_postfix_str(f"path {p}: " + ", ".join(f"{v:.4g}" for v in vals.reshape(-1).tolist()[:8]))
             bar.update(1)
     return local, convergence
 
@@ -324,19 +394,28 @@ def run_warmup(
     run = _plan(args, distributed)
     done = _prepare_dir(run, save_dir) if save_dir is not None else set()
     b0 = run.batches[0]
-    deterministic = check_is_deterministic(theta_fn, b0.theta_fn_kwargs, synth_fn,
-                                           b0.synth_fn_kwargs, logger=logger)
+    deterministic = check_is_deterministic(
+        theta_fn, b0.theta_fn_kwargs, synth_fn, b0.synth_fn_kwargs, logger=logger
+    )
     if strict_determinism:
-        _collective(lambda: _raise_if(not deterministic, "theta_fn or synth_fn is not "
-                                      "deterministic (strict_determinism=True)"), run.world)
-    logger.info(f"Starting warmup_lc_hvp with agg = {agg} for {len(run.params)} parameter(s) and "
-                f"{len(run.batches)} batch(es), {n_iter} iter "
-                f"(multibatch = {run.opts['multibatch']})")
+        _collective(
+            lambda: _raise_if(
+                not deterministic, "theta_fn or synth_fn is not deterministic (strict_determinism=True)"
+            ),
+            run.world,
+        )
+    logger.info(
+        f"Starting warmup_lc_hvp with agg = {agg} for {len(run.params)} parameter(s) and "
+        f"{len(run.batches)} batch(es), {n_iter} iter "
+        f"(multibatch = {run.opts['multibatch']})"
+    )
     if done and save_dir is not None:
-        logger.info(f"Resuming: {len(done)} of {len(run.mine)} path(s) already in "
-                    f"{os.path.abspath(save_dir)}")
-    local, convergence = _collective(lambda: _compute(run, save_dir, done, progress=progress,
-                                                      logger=logger), run.world)
+        logger.info(
+            f"Resuming: {len(done)} of {len(run.mine)} path(s) already in {os.path.abspath(save_dir)}"
+        )
+    local, convergence = _collective(
+        lambda: _compute(run, save_dir, done, progress=progress, logger=logger), run.world
+    )
     if run.world > 1:
         local = wd.gather_vals(local, run.paths, (len(run.groups), n_theta))
     if run.stream is not None:
@@ -353,9 +432,13 @@ def run_warmup(
             save_probs_file(path, state.probs, probs_config)
         if run.world > 1:
             wd.barrier()
-    return WarmupResult(vals={p: local[p] for p in run.paths}, probs=state.probs.clone(),
-                        computed=sorted(convergence), convergence=convergence,
-                        config=probs_config)
+    return WarmupResult(
+        vals={p: local[p] for p in run.paths},
+        probs=state.probs.clone(),
+        computed=sorted(convergence),
+        convergence=convergence,
+        config=probs_config,
+    )
 
 
 def _raise_if(cond: bool, message: str) -> None:

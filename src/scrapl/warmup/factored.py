@@ -77,10 +77,15 @@ def loss_reaches_params(loss: Tensor, params: Sequence[Tensor]) -> bool:
 def _grad_batched(c: Tensor, theta: Tensor, cot: Tensor, theta_batching: ThetaBatching) -> Tensor:
     """``(k, B, nθ)`` cotangents -> ``(k, B, nθ)`` products ``H cot_i`` (graph retained)."""
     if theta_batching == "vmap" and cot.shape[0] > 1:
-        return torch.autograd.grad(c, theta, grad_outputs=cot, retain_graph=True,
-                                   materialize_grads=True, is_grads_batched=True)[0]
-    return torch.stack([torch.autograd.grad(c, theta, grad_outputs=z, retain_graph=True,
-                                            materialize_grads=True)[0] for z in cot])
+        return torch.autograd.grad(
+            c, theta, grad_outputs=cot, retain_graph=True, materialize_grads=True, is_grads_batched=True
+        )[0]
+    return torch.stack(
+        [
+            torch.autograd.grad(c, theta, grad_outputs=z, retain_graph=True, materialize_grads=True)[0]
+            for z in cot
+        ]
+    )
 
 
 class ThetaHessian:
@@ -146,34 +151,41 @@ def theta_hessian(
             return ThetaHessian(blocks=blocks.detach())
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
         z = torch.randn(B, n_theta, generator=gen, dtype=torch.float64).to(theta)
-        exact = torch.autograd.grad(c, theta, grad_outputs=z, retain_graph=True,
-                                    materialize_grads=True)[0]
+        exact = torch.autograd.grad(c, theta, grad_outputs=z, retain_graph=True, materialize_grads=True)[0]
         approx = torch.einsum("bjk,bk->bj", blocks, z)
-        err = (torch.linalg.vector_norm(exact - approx)
-               / torch.linalg.vector_norm(exact).clamp_min(torch.finfo(exact.dtype).tiny)).item()
+        err = (
+            torch.linalg.vector_norm(exact - approx)
+            / torch.linalg.vector_norm(exact).clamp_min(torch.finfo(exact.dtype).tiny)
+        ).item()
         if err <= block_rtol:
             return ThetaHessian(blocks=blocks.detach())
-        log.debug("theta Hessian is not block-diagonal (rel. err %.3g): building all %d columns",
-                  err, B * n_theta)
+        log.debug(
+            "theta Hessian is not block-diagonal (rel. err %.3g): building all %d columns", err, B * n_theta
+        )
     cot = torch.eye(B * n_theta, dtype=theta.dtype, device=theta.device).reshape(-1, B, n_theta)
     cols = _grad_batched(c, theta, cot, theta_batching)  # (B·nθ, B, nθ): column (b', k) of H
     full = cols.reshape(B, n_theta, B, n_theta).permute(2, 3, 0, 1).contiguous()
     return ThetaHessian(full=full.detach())
 
 
-def _jvp_rows(theta: Tensor, params: Sequence[Tensor], vectors: Tensor,
-              theta_batching: ThetaBatching) -> Tensor:
+def _jvp_rows(
+    theta: Tensor, params: Sequence[Tensor], vectors: Tensor, theta_batching: ThetaBatching
+) -> Tensor:
     """``T_i = J(w) v_i``, ``(k, B, nθ)``, differentiable in w (double-VJP trick)."""
     r = torch.zeros_like(theta, requires_grad=True)
-    q = torch.autograd.grad(theta, params, grad_outputs=r, create_graph=True,
-                            materialize_grads=True)  # Jᵀ r, linear in r
+    q = torch.autograd.grad(
+        theta, params, grad_outputs=r, create_graph=True, materialize_grads=True
+    )  # Jᵀ r, linear in r
     v_split = _split(vectors, params)
     k = vectors.shape[0]
     if theta_batching == "vmap" and k > 1:
-        return torch.autograd.grad(q, r, grad_outputs=v_split, create_graph=True,
-                                   is_grads_batched=True)[0]
-    return torch.stack([torch.autograd.grad(q, r, grad_outputs=[v[i] for v in v_split],
-                                            create_graph=True)[0] for i in range(k)])
+        return torch.autograd.grad(q, r, grad_outputs=v_split, create_graph=True, is_grads_batched=True)[0]
+    return torch.stack(
+        [
+            torch.autograd.grad(q, r, grad_outputs=[v[i] for v in v_split], create_graph=True)[0]
+            for i in range(k)
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -224,11 +236,20 @@ def batch_theta_hessian(
     """
     theta = theta_fn(**batch.theta_fn_kwargs)
     leaf = theta.detach().requires_grad_(True) if isinstance(theta, Tensor) else theta
-    leaf, loss = forward_path_loss(path_loss=path_loss, theta_fn=theta_fn, synth_fn=synth_fn,
-                                   batch=batch, path_idx=path_idx, n_theta=n_theta, theta=leaf)
+    leaf, loss = forward_path_loss(
+        path_loss=path_loss,
+        theta_fn=theta_fn,
+        synth_fn=synth_fn,
+        batch=batch,
+        path_idx=path_idx,
+        n_theta=n_theta,
+        theta=leaf,
+    )
     if loss_reaches_params(loss, params):
-        raise ValueError("engine='factored' needs params to reach the loss only through theta, "
-                         "but synth_fn or path_loss uses them directly; use engine='direct'")
+        raise ValueError(
+            "engine='factored' needs params to reach the loss only through theta, "
+            "but synth_fn or path_loss uses them directly; use engine='direct'"
+        )
     c = theta_loss_grad(loss, leaf)
     hess = theta_hessian(c, leaf, mode=hessian, theta_batching=theta_batching)
     return BatchHessian(c=c.detach(), hessian=hess, theta=theta if keep_theta else None)
@@ -263,8 +284,9 @@ class FactoredCurvature:
         theta_batching: ThetaBatching = "loop",
     ) -> None:
         if len(hessians) != len(batches):
-            raise ValueError(f"need one BatchHessian per batch, got {len(hessians)} for "
-                             f"{len(batches)} batches")
+            raise ValueError(
+                f"need one BatchHessian per batch, got {len(hessians)} for {len(batches)} batches"
+            )
         self.theta_fn = theta_fn
         self.batches = list(batches)
         self.params = list(params)
@@ -287,13 +309,27 @@ class FactoredCurvature:
             s = (Y * theta.unsqueeze(0)).sum(dim=(1, 2)) + (c_u * T_u).sum(dim=1)  # (k,)
             if self.theta_batching == "vmap" and k > 1:
                 eye = torch.eye(k, dtype=s.dtype, device=s.device)
-                out = torch.autograd.grad(s, self.params, grad_outputs=eye, retain_graph=retain,
-                                          materialize_grads=True, is_grads_batched=True)
+                out = torch.autograd.grad(
+                    s,
+                    self.params,
+                    grad_outputs=eye,
+                    retain_graph=retain,
+                    materialize_grads=True,
+                    is_grads_batched=True,
+                )
                 part = _flatten(out, k)
             else:
-                part = torch.cat([_flatten(torch.autograd.grad(
-                    s[j], self.params, retain_graph=retain or j < k - 1,
-                    materialize_grads=True), 1) for j in range(k)])
+                part = torch.cat(
+                    [
+                        _flatten(
+                            torch.autograd.grad(
+                                s[j], self.params, retain_graph=retain or j < k - 1, materialize_grads=True
+                            ),
+                            1,
+                        )
+                        for j in range(k)
+                    ]
+                )
             total = part if total is None else total + part
         assert total is not None  # at least one batch
         return total

@@ -92,8 +92,9 @@ def _json_config(config: Mapping[str, Any]) -> dict[str, Any]:
     try:
         return json.loads(json.dumps(dict(config), sort_keys=True))
     except (TypeError, ValueError) as err:
-        raise TypeError(f"config must be JSON-serialisable (str keys; numbers, strings, bools, "
-                        f"None, lists, dicts): {err}") from err
+        raise TypeError(
+            f"config must be JSON-serialisable (str keys; numbers, strings, bools, None, lists, dicts): {err}"
+        ) from err
 
 
 def read_meta(save_dir: str | os.PathLike) -> dict[str, Any] | None:
@@ -118,8 +119,11 @@ def read_meta(save_dir: str | os.PathLike) -> dict[str, Any] | None:
 
 def _config_diff(found: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
     keys = sorted(set(found) | set(expected))
-    return [f"{k}: directory has {found.get(k, '<missing>')!r}, this run has "
-            f"{expected.get(k, '<missing>')!r}" for k in keys if found.get(k) != expected.get(k)]
+    return [
+        f"{k}: directory has {found.get(k, '<missing>')!r}, this run has {expected.get(k, '<missing>')!r}"
+        for k in keys
+        if found.get(k) != expected.get(k)
+    ]
 
 
 def prepare_save_dir(save_dir: str | os.PathLike, config: Mapping[str, Any]) -> None:
@@ -141,11 +145,14 @@ def prepare_save_dir(save_dir: str | os.PathLike, config: Mapping[str, Any]) -> 
     if not meta_path.exists():
         orphans = existing_val_paths(save_dir)
         if orphans:
-            raise ValueError(f"save_dir {save_dir} holds vals files for paths {orphans[:10]}"
-                             f"{'...' if len(orphans) > 10 else ''} but no {META_NAME}, so their "
-                             f"configuration cannot be checked; use an empty save_dir")
-        text = json.dumps({"format": _META_FORMAT, "version": _VERSION, "config": config},
-                          indent=2, sort_keys=True)
+            raise ValueError(
+                f"save_dir {save_dir} holds vals files for paths {orphans[:10]}"
+                f"{'...' if len(orphans) > 10 else ''} but no {META_NAME}, so their "
+                f"configuration cannot be checked; use an empty save_dir"
+            )
+        text = json.dumps(
+            {"format": _META_FORMAT, "version": _VERSION, "config": config}, indent=2, sort_keys=True
+        )
         fd, tmp = tempfile.mkstemp(prefix=f".{META_NAME}.", suffix=".tmp", dir=save_dir)
         try:
             with os.fdopen(fd, "w") as f:
@@ -166,8 +173,10 @@ def prepare_save_dir(save_dir: str | os.PathLike, config: Mapping[str, Any]) -> 
     assert found is not None  # written above or by a concurrent run
     diff = _config_diff(found, config)
     if diff:
-        raise ValueError(f"save_dir {save_dir} was written with a different configuration; "
-                         f"use another save_dir or the same settings:\n  " + "\n  ".join(diff))
+        raise ValueError(
+            f"save_dir {save_dir} was written with a different configuration; "
+            f"use another save_dir or the same settings:\n  " + "\n  ".join(diff)
+        )
 
 
 def existing_val_paths(save_dir: str | os.PathLike) -> list[int]:
@@ -197,8 +206,13 @@ def load_vals(path: str | os.PathLike, *, n_theta: int, n_groups: int | None = N
         vals = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
         raise ValueError(f"cannot load warmup values from {path}: {err}") from err
-    if not isinstance(vals, Tensor) or vals.ndim != 2 or vals.shape[1] != n_theta \
-            or vals.shape[0] < 1 or (n_groups is not None and vals.shape[0] != n_groups):
+    if (
+        not isinstance(vals, Tensor)
+        or vals.ndim != 2
+        or vals.shape[1] != n_theta
+        or vals.shape[0] < 1
+        or (n_groups is not None and vals.shape[0] != n_groups)
+    ):
         shape = tuple(vals.shape) if isinstance(vals, Tensor) else type(vals).__name__
         rows = n_groups if n_groups is not None else "n_groups"
         raise ValueError(f"{path} must hold a ({rows}, {n_theta}) tensor, got {shape}")
@@ -217,8 +231,15 @@ class ProbsFile:
 
 def save_probs_file(path: str | os.PathLike, probs: Tensor, config: Mapping[str, Any]) -> None:
     """Atomically write ``{"format", "version", "probs" (float64), "config"}`` to ``path``."""
-    atomic_save({"format": _PROBS_FORMAT, "version": _VERSION,
-                 "probs": probs.detach().double().cpu(), "config": _json_config(config)}, path)
+    atomic_save(
+        {
+            "format": _PROBS_FORMAT,
+            "version": _VERSION,
+            "probs": probs.detach().double().cpu(),
+            "config": _json_config(config),
+        },
+        path,
+    )
 
 
 def load_probs_file(path: str | os.PathLike, *, n_paths: int) -> ProbsFile:
@@ -299,8 +320,10 @@ def load_warmup_dir(
     present = set(existing_val_paths(warmup_dir))
     missing = [p for p in range(state.n_paths) if p not in present]
     if missing and not allow_missing:
-        raise ValueError(f"warmup_dir {warmup_dir} has no values for {len(missing)} of "
-                         f"{state.n_paths} paths: {_ranges(missing)}")
+        raise ValueError(
+            f"warmup_dir {warmup_dir} has no values for {len(missing)} of "
+            f"{state.n_paths} paths: {_ranges(missing)}"
+        )
     state.reset()
     loaded = []
     for p in range(state.n_paths):

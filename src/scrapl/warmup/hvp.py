@@ -74,7 +74,7 @@ def _split(flat: Tensor, params: Sequence[Tensor]) -> list[Tensor]:
     """``(k, n) -> [(k, *p.shape) for p in params]``."""
     out, start = [], 0
     for p in params:
-        chunk = flat[:, start:start + p.numel()].reshape(flat.shape[0], *p.shape)
+        chunk = flat[:, start : start + p.numel()].reshape(flat.shape[0], *p.shape)
         out.append(chunk.to(p.dtype))
         start += p.numel()
     return out
@@ -115,8 +115,10 @@ def forward_path_loss(
     x_hat = synth_fn(theta, **batch.synth_fn_kwargs)
     loss = path_loss(x_hat, batch.target, path_idx)
     if not isinstance(loss, Tensor) or loss.numel() != 1:
-        raise ValueError(f"path_loss must return a scalar tensor, got {type(loss).__name__} "
-                         f"of shape {tuple(getattr(loss, 'shape', ()))}")
+        raise ValueError(
+            f"path_loss must return a scalar tensor, got {type(loss).__name__} "
+            f"of shape {tuple(getattr(loss, 'shape', ()))}"
+        )
     return theta, loss.reshape(())
 
 
@@ -145,11 +147,19 @@ def theta_param_grads(
     masks = torch.eye(c.shape[1], dtype=c.dtype, device=c.device)[idx]  # (k, nθ)
     cot = c.unsqueeze(0) * masks.unsqueeze(1)  # (1, B, nθ) * (k, 1, nθ) -> (k, B, nθ)
     if len(idx) == 1:
-        grads = torch.autograd.grad(theta, params, grad_outputs=cot[0], create_graph=True,
-                                    retain_graph=True, materialize_grads=True)
+        grads = torch.autograd.grad(
+            theta, params, grad_outputs=cot[0], create_graph=True, retain_graph=True, materialize_grads=True
+        )
         return [g.unsqueeze(0) for g in grads]
-    grads = torch.autograd.grad(theta, params, grad_outputs=cot, create_graph=True,
-                                retain_graph=True, materialize_grads=True, is_grads_batched=True)
+    grads = torch.autograd.grad(
+        theta,
+        params,
+        grad_outputs=cot,
+        create_graph=True,
+        retain_graph=True,
+        materialize_grads=True,
+        is_grads_batched=True,
+    )
     return list(grads)
 
 
@@ -178,17 +188,28 @@ def hvp_rows(
     v_split = _split(vectors, params)
     if theta_batching == "vmap" and k > 1:
         # s_i = Σ_params ⟨g_i, v_i⟩, (k,); its vmapped gradient with cotangent e_i gives A_{u_i} v_i
-        s = torch.stack([(g * v).reshape(k, -1).sum(dim=1)
-                         for g, v in zip(grads, v_split, strict=True)]).sum(dim=0)
+        s = torch.stack([(g * v).reshape(k, -1).sum(dim=1) for g, v in zip(grads, v_split, strict=True)]).sum(
+            dim=0
+        )
         eye = torch.eye(k, dtype=s.dtype, device=s.device)
-        out = torch.autograd.grad(s, params, grad_outputs=eye, retain_graph=retain_graph,
-                                  materialize_grads=True, is_grads_batched=True)
+        out = torch.autograd.grad(
+            s,
+            params,
+            grad_outputs=eye,
+            retain_graph=retain_graph,
+            materialize_grads=True,
+            is_grads_batched=True,
+        )
         return _flatten(out, k)
     rows = []
     for i in range(k):
-        out = torch.autograd.grad([g[i] for g in grads], params,
-                                  grad_outputs=[v[i] for v in v_split],
-                                  retain_graph=retain_graph or i < k - 1, materialize_grads=True)
+        out = torch.autograd.grad(
+            [g[i] for g in grads],
+            params,
+            grad_outputs=[v[i] for v in v_split],
+            retain_graph=retain_graph or i < k - 1,
+            materialize_grads=True,
+        )
         rows.append(_flatten(out, 1)[0])
     return torch.stack(rows)  # (k, n)
 
@@ -243,9 +264,14 @@ class DirectCurvature:
             self._grads = self._param_grads(self.batches[0], range(n_theta))
 
     def _param_grads(self, batch: WarmupBatch, theta_indices: Sequence[int]) -> list[Tensor]:
-        theta, loss = forward_path_loss(path_loss=self.path_loss, theta_fn=self.theta_fn,
-                                        synth_fn=self.synth_fn, batch=batch,
-                                        path_idx=self.path_idx, n_theta=self.n_theta)
+        theta, loss = forward_path_loss(
+            path_loss=self.path_loss,
+            theta_fn=self.theta_fn,
+            synth_fn=self.synth_fn,
+            batch=batch,
+            path_idx=self.path_idx,
+            n_theta=self.n_theta,
+        )
         c = theta_loss_grad(loss, theta)
         return theta_param_grads(c, theta, self.params, theta_indices)
 
@@ -254,20 +280,27 @@ class DirectCurvature:
         rows = index.tolist()
         if self._grads is not None:
             grads = [g[index] for g in self._grads]  # (k, *p.shape) per parameter
-            return hvp_rows(grads, self.params, vectors, theta_batching=self.theta_batching,
-                            retain_graph=True)
+            return hvp_rows(
+                grads, self.params, vectors, theta_batching=self.theta_batching, retain_graph=True
+            )
         total: Tensor | None = None
         for batch in self.batches:
             if self.theta_batching == "vmap":
                 grads = self._param_grads(batch, rows)
-                part = hvp_rows(grads, self.params, vectors, theta_batching="vmap",
-                                retain_graph=False)
+                part = hvp_rows(grads, self.params, vectors, theta_batching="vmap", retain_graph=False)
             else:
-                part = torch.cat([
-                    hvp_rows(self._param_grads(batch, [u]), self.params, vectors[i:i + 1],
-                             theta_batching="loop", retain_graph=False)
-                    for i, u in enumerate(rows)
-                ])
+                part = torch.cat(
+                    [
+                        hvp_rows(
+                            self._param_grads(batch, [u]),
+                            self.params,
+                            vectors[i : i + 1],
+                            theta_batching="loop",
+                            retain_graph=False,
+                        )
+                        for i, u in enumerate(rows)
+                    ]
+                )
             total = part if total is None else total + part
         assert total is not None  # at least one batch
         return total

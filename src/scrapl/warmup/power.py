@@ -240,8 +240,9 @@ class ReferenceInitStream:
             out.append(torch.stack(rows))
         return out
 
-    def paths(self, n_theta: int, dims: Sequence[int], path_indices: Sequence[int]
-              ) -> Iterator[tuple[int, list[Tensor]]]:
+    def paths(
+        self, n_theta: int, dims: Sequence[int], path_indices: Sequence[int]
+    ) -> Iterator[tuple[int, list[Tensor]]]:
         """Yield ``(path_idx, draw(n_theta, dims))`` for each path, in the given order."""
         for p in path_indices:
             yield p, self.draw(n_theta, dims)

@@ -28,8 +28,7 @@ from torch import Tensor
 
 from ..sampling import check_probs
 
-__all__ = ["AGG_MODES", "ThetaISState", "aggregate_vals", "check_agg", "check_probs",
-           "closed_form_probs"]
+__all__ = ["AGG_MODES", "ThetaISState", "aggregate_vals", "check_agg", "check_probs", "closed_form_probs"]
 
 AGG_MODES = ("none", "mean", "max", "med")
 
@@ -115,13 +114,15 @@ class ThetaISState:
         (0.190476, 0.095238, 0.142857)
     """
 
-    def __init__(self, *, n_paths: int, n_theta: int, min_prob_frac: float = 0.0,
-                 eps: float = 1e-12) -> None:
+    def __init__(self, *, n_paths: int, n_theta: int, min_prob_frac: float = 0.0, eps: float = 1e-12) -> None:
         for name, value in (("n_paths", n_paths), ("n_theta", n_theta)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(min_prob_frac, bool) or not isinstance(min_prob_frac, (int, float)) \
-                or not 0.0 <= min_prob_frac < 1.0:
+        if (
+            isinstance(min_prob_frac, bool)
+            or not isinstance(min_prob_frac, (int, float))
+            or not 0.0 <= min_prob_frac < 1.0
+        ):
             raise ValueError(f"min_prob_frac must be in [0, 1), got {min_prob_frac!r}")
         if not isinstance(eps, float) or not eps > 0.0:
             raise ValueError(f"eps must be a positive float, got {eps!r}")
@@ -207,8 +208,7 @@ class ThetaISState:
     def _value(val: Any) -> Tensor:
         if isinstance(val, Tensor):
             if val.numel() != 1:
-                raise TypeError(f"val must be a number or a 1-element tensor, got shape "
-                                f"{tuple(val.shape)}")
+                raise TypeError(f"val must be a number or a 1-element tensor, got shape {tuple(val.shape)}")
             v = val.detach().reshape(()).cpu().double()
         elif isinstance(val, (int, float)) and not isinstance(val, bool):
             v = torch.tensor(float(val), dtype=torch.float64)
@@ -235,13 +235,11 @@ class ThetaISState:
         """Restore :meth:`state_dict` output (validated against this state's configuration)."""
         for key in ("n_paths", "n_theta"):
             if state.get(key) != getattr(self, key):
-                raise ValueError(f"state has {key}={state.get(key)!r}, expected "
-                                 f"{getattr(self, key)!r}")
+                raise ValueError(f"state has {key}={state.get(key)!r}, expected {getattr(self, key)!r}")
         shape = (self.n_theta, self.n_paths)
         for key in ("log_vals", "log_probs"):
             if tuple(state[key].shape) != shape:
-                raise ValueError(f"state[{key!r}] must have shape {shape}, got "
-                                 f"{tuple(state[key].shape)}")
+                raise ValueError(f"state[{key!r}] must have shape {shape}, got {tuple(state[key].shape)}")
         check_probs(state["probs"], n_paths=self.n_paths, name="state['probs']")
         self.min_prob_frac = float(state["min_prob_frac"])
         self.min_prob = self.min_prob_frac / self.n_paths
