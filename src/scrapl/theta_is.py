@@ -36,6 +36,7 @@ from .warmup import (
 )
 from .warmup import check_is_deterministic as _check_is_deterministic
 from .warmup import check_probs as _check_theta_probs
+from .warmup.curvature import Engine, InitMode
 
 __all__ = ["ThetaISMixin"]
 
@@ -211,8 +212,8 @@ class ThetaISMixin:
         force_multibatch: bool = False,
         *,
         tol: float = 1e-4,
-        engine: str = "factored",
-        init: str = "seeded",
+        engine: Engine = "factored",
+        init: InitMode = "seeded",
         seed: int = 0,
         distributed: bool | None = None,
         strict_determinism: bool = False,
@@ -285,7 +286,7 @@ class ThetaISMixin:
             engine=engine,
             init=init,
             seed=seed,
-            state=self.theta_is,  # type: ignore[arg-type]
+            state=self.theta_is,
             config=self._warmup_config(),
             distributed=distributed,
             strict_determinism=strict_determinism,
