@@ -15,7 +15,9 @@ iterations at most.
 The three alternate; the time is the median over ``repeats`` runs, per path. Agreement: the largest
 relative difference of our curvature values from the reference's, over all paths and θ.
 
-Usage: ``python -m benchmarks.warmup_theta [--n-theta 2 14] [--paths 3] [--repeats 2]``
+Usage: ``python -m benchmarks.warmup_theta [--n-theta 2 14] [--paths 3] [--repeats 2] [--config paper]``
+(``--config paper``: the paper's 315-path JTFS, N = 32768, on the first ``--paths`` paths, with the
+same toy encoder and synth at that length; the time of a whole warmup is ``315 x`` the per-path time.)
 """
 
 from __future__ import annotations
@@ -165,13 +167,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-iter", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--config", choices=["seed", "paper"], default="seed")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     import scrapl
 
-    from .common import import_reference
+    from .common import PAPER, import_reference, quiet_logs
     from .report import warmup_table
+
+    quiet_logs()
+    setup = None if args.config == "seed" else PAPER.kwargs()
 
     rows = bench_warmup(
         scrapl=scrapl,
@@ -180,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         n_paths=args.paths,
         n_iter=args.n_iter,
         repeats=args.repeats,
+        setup=setup,
     )
     print("\n".join(warmup_table(rows)))
 
