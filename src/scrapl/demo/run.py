@@ -104,6 +104,7 @@ def build_loss(cfg: DemoConfig, device: str | torch.device = "cpu") -> SCRAPLLos
         use_p_adam=True,
         use_p_saga=True,
         n_theta=ChirpletSynth.n_theta,
+        min_prob_frac=cfg.min_prob_frac,
     ).to(device)
 
 
