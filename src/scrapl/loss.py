@@ -23,7 +23,7 @@ from .distributed import broadcast_path, is_distributed
 from .engine import PathEngine
 from .jtfs.config import AveragingArg
 from .jtfs.transform import TimeFrequencyScattering
-from .optim import HookContext, PathwiseHooks, PathwiseOptimizer
+from .optim import Compat, HookContext, PathwiseHooks, PathwiseOptimizer
 from .sampling import PathSampler
 from .theta_is import ThetaISMixin
 
@@ -85,6 +85,12 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         >>> loss = loss_fn(torch.randn(2, 1, 4096), torch.randn(2, 1, 4096), seed=0)  # doctest: +SKIP
     """
 
+    compat: Compat
+    sync_paths: bool
+    p_adam_b1: float
+    p_adam_b2: float
+    p_adam_eps: float
+
     def __init__(
         self,
         shape: int,
@@ -110,53 +116,10 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         p_adam_b2: float = 0.999,
         p_adam_eps: float = 1e-8,
         *,
-        compat: str = "paper",
+        compat: Compat = "paper",
         sync_paths: bool = True,
     ) -> None:
         super().__init__()
-        self._init_hparams(
-            p,
-            use_rho_log1p,
-            log1p_eps,
-            grad_mult,
-            use_p_adam,
-            use_p_saga,
-            sample_all_paths_first,
-            n_theta,
-            min_prob_frac,
-            eps,
-            p_adam_b1,
-            p_adam_b2,
-            p_adam_eps,
-            compat,
-        )
-        self.sync_paths = as_bool("sync_paths", sync_paths)
-        self.J, self.Q1, self.Q2, self.J_fr, self.Q_fr, self.T, self.F = J, Q1, Q2, J_fr, Q_fr, T, F
-        self.jtfs = TimeFrequencyScattering(shape, J, Q1, Q2, J_fr, Q_fr, T, F)
-        self._init_state(self.jtfs)
-        self._init_theta_is()
-        self._log_banner(f"J={J}, Q1={Q1}, Q2={Q2}, Jfr={J_fr}, Qfr={Q_fr}, T={T}, F={F}")
-        if probs_path is not None:
-            self.load_probs(probs_path)
-
-    # -- construction ------------------------------------------------------------------------------
-    def _init_hparams(
-        self,
-        p,
-        use_rho_log1p,
-        log1p_eps,
-        grad_mult,
-        use_p_adam,
-        use_p_saga,
-        sample_all_paths_first,
-        n_theta,
-        min_prob_frac,
-        eps,
-        b1,
-        b2,
-        adam_eps,
-        compat,
-    ) -> None:
         self.p = as_float("p", p, low=1.0)
         self.use_rho_log1p = as_bool("use_rho_log1p", use_rho_log1p)
         self.log1p_eps = as_float("log1p_eps", log1p_eps, low=0.0, low_open=True)
@@ -174,13 +137,22 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         self.n_theta = int(n_theta)
         self.min_prob_frac = as_float("min_prob_frac", min_prob_frac, low=0.0, high=1.0, high_open=True)
         self.eps = as_float("eps", eps, low=0.0, low_open=True)
-        self.p_adam_b1 = as_float("p_adam_b1", b1, low=0.0, high=1.0, high_open=True)
-        self.p_adam_b2 = as_float("p_adam_b2", b2, low=0.0, high=1.0, high_open=True)
-        self.p_adam_eps = as_float("p_adam_eps", adam_eps, low=0.0)
+        self.p_adam_b1 = as_float("p_adam_b1", p_adam_b1, low=0.0, high=1.0, high_open=True)
+        self.p_adam_b2 = as_float("p_adam_b2", p_adam_b2, low=0.0, high=1.0, high_open=True)
+        self.p_adam_eps = as_float("p_adam_eps", p_adam_eps, low=0.0)
         if compat not in ("paper", "reference"):
             raise ValueError(f"compat must be 'paper' or 'reference', got {compat!r}")
         self.compat = compat
+        self.sync_paths = as_bool("sync_paths", sync_paths)
+        self.J, self.Q1, self.Q2, self.J_fr, self.Q_fr, self.T, self.F = J, Q1, Q2, J_fr, Q_fr, T, F
+        self.jtfs = TimeFrequencyScattering(shape, J, Q1, Q2, J_fr, Q_fr, T, F)
+        self._init_state(self.jtfs)
+        self._init_theta_is()
+        self._log_banner(f"J={J}, Q1={Q1}, Q2={Q2}, Jfr={J_fr}, Qfr={Q_fr}, T={T}, F={F}")
+        if probs_path is not None:
+            self.load_probs(probs_path)
 
+    # -- construction ------------------------------------------------------------------------------
     def _init_state(self, engine: PathEngine) -> None:
         if engine.n_paths < 1:
             raise ValueError(
