@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from test_warmup_toy import make_toy
 
-from scrapl.warmup import load_probs_file, run_warmup
+from scrapl.warmup import load_probs_file
 from scrapl.warmup.distributed import shard_paths
 
 WORLD = 2
@@ -19,19 +19,7 @@ N_PATHS = 5
 
 
 def _run(toy, save_dir, **kwargs):
-    return run_warmup(
-        toy.path_loss,
-        toy.theta_fn,
-        toy.synth_fn,
-        toy.theta_fn_kwargs,
-        toy.params,
-        n_paths=toy.n_paths,
-        n_theta=toy.n_theta,
-        save_dir=save_dir,
-        n_iter=6,
-        progress=False,
-        **kwargs,
-    )
+    return toy.warmup(save_dir=save_dir, n_iter=6, **kwargs)
 
 
 def _outcome(fn):

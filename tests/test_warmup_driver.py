@@ -8,36 +8,13 @@ import pytest
 import torch
 from test_warmup_toy import dense_operators, make_toy
 
-from scrapl.warmup import check_is_deterministic, closed_form_probs, run_warmup
+from scrapl.warmup import check_is_deterministic, closed_form_probs
 
 TOY = make_toy()
 
 
 def call(toy=None, **kwargs):
-    toy = toy or make_toy()
-    args = dict(
-        path_loss=toy.path_loss,
-        theta_fn=toy.theta_fn,
-        synth_fn=toy.synth_fn,
-        theta_fn_kwargs=toy.theta_fn_kwargs,
-        params=toy.params,
-    )
-    for key in list(args):
-        if key in kwargs:
-            args[key] = kwargs.pop(key)
-    kwargs.setdefault("n_paths", toy.n_paths)
-    kwargs.setdefault("n_theta", toy.n_theta)
-    kwargs.setdefault("save_dir", None)
-    kwargs.setdefault("n_iter", 8)
-    kwargs.setdefault("progress", False)
-    return run_warmup(
-        args.pop("path_loss"),
-        args.pop("theta_fn"),
-        args.pop("synth_fn"),
-        args.pop("theta_fn_kwargs"),
-        args.pop("params"),
-        **kwargs,
-    )
+    return (toy or make_toy()).warmup(**kwargs)
 
 
 def with_grad():

@@ -17,26 +17,13 @@ from scrapl.warmup import (
     load_warmup_dir,
     prepare_save_dir,
     read_meta,
-    run_warmup,
     save_probs_file,
 )
 from scrapl.warmup.files import META_NAME, existing_val_paths, load_vals
 
 
 def warmup(toy, save_dir, **kwargs):
-    kwargs.setdefault("n_iter", 8)
-    kwargs.setdefault("progress", False)
-    return run_warmup(
-        toy.path_loss,
-        toy.theta_fn,
-        toy.synth_fn,
-        toy.theta_fn_kwargs,
-        toy.params,
-        n_paths=toy.n_paths,
-        n_theta=toy.n_theta,
-        save_dir=save_dir,
-        **kwargs,
-    )
+    return toy.warmup(save_dir=save_dir, **kwargs)
 
 
 def leftovers(d):

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from scrapl.warmup import WarmupResult, run_warmup
+
 N_SAMPLES = 12
 
 
@@ -60,6 +62,23 @@ class Toy:
         if self.coupled:  # couples the examples: the θ-Hessian is not block-diagonal
             loss = loss + 2.0 * (a.mean(0) ** 2).sum()
         return loss
+
+    def warmup(self, **overrides) -> WarmupResult:
+        """``run_warmup`` on this toy (every path, 8 iterations, no files, no progress bar);
+        ``overrides`` replace any argument, the toy's own callables and tensors included."""
+        args = dict(
+            path_loss=self.path_loss,
+            theta_fn=self.theta_fn,
+            synth_fn=self.synth_fn,
+            theta_fn_kwargs=self.theta_fn_kwargs,
+            params=self.params,
+            n_paths=self.n_paths,
+            n_theta=self.n_theta,
+            save_dir=None,
+            n_iter=8,
+            progress=False,
+        )
+        return run_warmup(**(args | overrides))
 
 
 def make_toy(
