@@ -16,7 +16,8 @@ What each rank does:
    number of ranks.
 
 The encoder here is a toy (it maps a random code to θ, the synth maps θ to a sound); what matters
-is the plumbing. Prints one JSON line per rank at the end.
+is the plumbing. At the end each rank prints its report as one JSON line and also writes it to
+``{out}/report_rank{rank}.json`` (the lines of two ranks sharing a terminal or pipe can interleave).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from torch import nn
 
 from scrapl import SCRAPLLoss
 from scrapl.warmup import atomic_save
+from scrapl.warmup.files import atomic_write_text
 
 N, N_THETA, BATCH = 4096, 2, 8
 CONFIG = dict(shape=N, J=6, Q1=2, Q2=1, J_fr=2, Q_fr=1)
@@ -115,18 +117,17 @@ def main() -> None:
         )
     dist.barrier()
     flat = torch.cat([p.detach().reshape(-1) for p in model.module.parameters()])
-    print(
-        json.dumps(
-            {
-                "rank": rank,
-                "world": world,
-                "paths": paths,
-                "probs": [round(p, 12) for p in loss_fn.probs.tolist()],
-                "param_checksum": float(flat.double().sum()),
-            }
-        ),
-        flush=True,
+    report = json.dumps(
+        {
+            "rank": rank,
+            "world": world,
+            "paths": paths,
+            "probs": [round(p, 12) for p in loss_fn.probs.tolist()],
+            "param_checksum": float(flat.double().sum()),
+        }
     )
+    atomic_write_text(report, os.path.join(args.out, f"report_rank{rank}.json"))
+    print(report, flush=True)
     dist.destroy_process_group()
 
 
