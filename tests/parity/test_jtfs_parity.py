@@ -47,8 +47,9 @@ def test_same_paths_in_same_order(scrapl_ref, name):
     assert ours.scrapl_keys == [tuple(k) for k in ref.scrapl_keys]
 
 
-def _check_paths(scrapl_ref, name, paths):
-    ours, ref = _pair(scrapl_ref, name)
+def _check_paths(scrapl_ref, name, paths, ours=None):
+    ours_default, ref = _pair(scrapl_ref, name)
+    ours = ours_default if ours is None else ours
     x, y = make_signals(CONFIGS[name]["shape"], batch=2)
     failures = []
     for k in paths:
@@ -138,3 +139,15 @@ def test_other_frequential_depths(scrapl_ref, J_fr):
         torch.testing.assert_close(
             ours.jtfs.path(x, k), expected, rtol=0, atol=2e-6 * expected.abs().max().item()
         )
+
+
+@pytest.mark.parametrize("name", ["A", "C"])
+def test_low_memory_mode(scrapl_ref, name):
+    """``low_memory=True`` (chunked, checkpointed) against the reference: every path of A (chunks of
+    one first-order filter and one frequential row), a spread of C with the default chunk size."""
+    kw = CONFIGS[name]
+    ours = SCRAPLLoss(**kw, low_memory=True).eval()
+    if name == "A":
+        ours.jtfs.chunk_elems = 1
+    paths = range(N_PATHS[name]) if name == "A" else spread_paths(ours.paths, 6)
+    _check_paths(scrapl_ref, name, paths, ours)

@@ -51,6 +51,7 @@ class DemoConfig:
         use_rho_log1p: compare ``log1p(S / 1e-3)`` instead of ``S`` (then ``grad_mult = 1``).
         steps, batch_size: training schedule (the same for every run).
         lr_scrapl: SGD learning rate after P-Adam + P-SAGA. lr_adam: Adam's (MSS, supervised).
+        decay_frac: the learning rates decay linearly to 0 over this last fraction of the steps.
         eval_every: validation period in steps.
         n_train, n_val, n_test: split sizes.
         warmup_batch, warmup_iters: θ-IS warmup batch size and power-iteration steps.
@@ -77,6 +78,7 @@ class DemoConfig:
     batch_size: int = 8
     lr_scrapl: float = 1e-3
     lr_adam: float = 1e-3
+    decay_frac: float = 0.0
     eval_every: int = 100
     n_train: int = 2048
     n_val: int = 128
@@ -101,6 +103,8 @@ class DemoConfig:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.warmup_iters < 2:
             raise ValueError(f"warmup_iters must be >= 2, got {self.warmup_iters!r}")
+        if not 0.0 <= self.decay_frac <= 1.0:
+            raise ValueError(f"decay_frac must be in [0, 1], got {self.decay_frac!r}")
         for name in ("lr_scrapl", "lr_adam"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")

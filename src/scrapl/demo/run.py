@@ -162,6 +162,7 @@ def _train(
         batch_size=cfg.batch_size,
         eval_every=cfg.eval_every,
         seed=cfg.seed,
+        decay_frac=cfg.decay_frac,
         progress=progress,
         position=_BAR_POSITION,
     )

@@ -95,6 +95,7 @@ def train_run(
     batch_size: int,
     eval_every: int,
     seed: int,
+    decay_frac: float = 0.0,
     after_backward: Callable[[], None] | None = None,
     progress: bool = True,
     position: int | None = None,
@@ -107,6 +108,9 @@ def train_run(
         objective: the loss of a batch (see :func:`audio_objective`, :func:`supervised_objective`).
         optimizer: steps the encoder's parameters.
         steps, batch_size, eval_every: schedule.
+        decay_frac: the learning rate of every parameter group is held for the first
+            ``(1 − decay_frac) · steps`` steps, then decays linearly to 0 at step ``steps``:
+            ``lr_k = lr · min(1, (steps − k + 1) / (decay_frac · steps))`` for step ``k`` (1-based).
         seed: draws the batches (the same sequence for every run with this seed).
         after_backward: called between ``backward()`` and ``optimizer.step()`` (e.g. a path-wise
             optimizer's explicit step).
@@ -125,6 +129,11 @@ def train_run(
         hist.steps.append(step)
         hist.val_l1.append(tuple(evaluate(encoder, synth, data.val).tolist()))
 
+    if not 0.0 <= decay_frac <= 1.0:
+        raise ValueError(f"decay_frac must be in [0, 1], got {decay_frac!r}")
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    decay_steps = decay_frac * steps
+
     validate(0)
     encoder.train()
     bar = tqdm(
@@ -135,6 +144,10 @@ def train_run(
         x = synth(b.theta.to(device), b.shifts.to(device))
         loss = objective(encoder(x), b, x)
         optimizer.zero_grad(set_to_none=True)
+        if decay_steps > 0:
+            factor = min(1.0, (steps - step + 1) / decay_steps)
+            for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
+                group["lr"] = lr * factor
         loss.backward()
         if after_backward is not None:
             after_backward()

@@ -10,14 +10,16 @@ lazily from the buffers on first use, per device and dtype, and cached.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from .. import filters
+from .._checks import as_bool
 from . import core
 from .config import AveragingArg, JTFSConfig
 from .filterbank import FilterBank, JTFSPath
@@ -50,6 +52,11 @@ class TimeFrequencyScattering(nn.Module):
         T: temporal averaging: ``None`` (``2**J`` samples), an int, or ``'global'``.
         F: frequential averaging: ``None`` (``2**J_fr`` bins), an int, or ``'global'``
             (see :class:`~scrapl.jtfs.config.JTFSConfig`).
+        low_memory: compute :meth:`path` in chunks of at most :attr:`chunk_elems` samples per
+            real plane (first-order filters, then frequential rows), keeping only each chunk's
+            small output and recomputing the chunk in the backward (activation checkpointing):
+            the same values and gradients (to float rounding), a fraction of the peak memory, at
+            the price of one more forward pass of the first order in the backward.
 
     Shape:
         ``path(x, k)``: ``x`` of shape ``(B, N)`` -> ``(B, n_freq, n_time)``, the same for every path
@@ -74,8 +81,11 @@ class TimeFrequencyScattering(nn.Module):
         Q_fr: int,
         T: AveragingArg = None,
         F: AveragingArg = None,
+        low_memory: bool = False,
     ) -> None:
         super().__init__()
+        self.low_memory = as_bool("low_memory", low_memory)
+        self.chunk_elems = 2**18  # samples per real plane of one chunk in low-memory mode (1 MiB)
         self.config = c = JTFSConfig(shape, J, Q1, Q2, J_fr, Q_fr, T, F)
         self.bank = bank = FilterBank(c)
         self.paths: list[JTFSPath] = bank.paths
@@ -260,14 +270,17 @@ class TimeFrequencyScattering(nn.Module):
     def first_order_groups(self, x_rfft: Tensor, n1_max: int) -> Iterator[tuple[int, Tensor, Tensor]]:
         """Yield ``(k1, U1, rfft(U1))`` group by group for first-order filters ``n1 < n1_max``
         (a generator: a single path consumes each group before the next one is computed)."""
-        dtype = x_rfft.real.dtype
         for k1, start, stop in self._used_groups(n1_max):
-            key = ("psi1_window", start, stop, k1, dtype, x_rfft.device)
-            window = self._operators.get(key)
-            if window is None:
-                window = self._operators[key] = make_window(self.psi1_f[start:stop].to(dtype), k1)
-            U1 = core.first_order(x_rfft, window)
+            U1 = core.first_order(x_rfft, self._psi1_window(k1, start, stop, x_rfft.real.dtype))
             yield k1, U1, rfft(U1)
+
+    def _psi1_window(self, k1: int, start: int, stop: int, dtype: torch.dtype) -> Window:
+        """Window of first-order filters ``start .. stop - 1`` at decimation ``k1`` (cached)."""
+        key = ("psi1_window", start, stop, k1, dtype, self.psi1_f.device)
+        window = self._operators.get(key)
+        if window is None:
+            window = self._operators[key] = make_window(self.psi1_f[start:stop].to(dtype), k1)
+        return window
 
     def first_order(self, x_rfft: Tensor, n1_max: int) -> FirstOrder:
         """``(k1, U1, rfft(U1))`` for first-order filters ``n1 < n1_max``, grouped by decimation."""
@@ -286,6 +299,27 @@ class TimeFrequencyScattering(nn.Module):
         Y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-2)  # (B, 2, n1_max, M)
         return Y.flatten(-3, -2)  # (B, 2 n1_max, M): Re rows, then Im rows
 
+    def second_order_chunked(self, x_rfft: Tensor, n2: int, j2: int, n1_max: int) -> Tensor:
+        """:meth:`second_order` of :meth:`first_order_groups`, computed in chunks of first-order
+        filters of at most :attr:`chunk_elems` samples per plane, each chunk (first order, its
+        ``rfft``, second-order wavelet) checkpointed: only ``Y`` is kept for the backward.
+
+        Shape: ``x_rfft`` ``(B, Np/2 + 1)`` -> ``(B, 2 n1_max, Np / 2**j2)``.
+        """
+        groups = self._used_groups(n1_max)
+        windows = self.psi2_windows(n2, j2, tuple(k1 for k1, _, _ in groups), x_rfft.real.dtype)
+
+        def chunk(x_rfft: Tensor, k1: int, start: int, stop: int, window: Window) -> Tensor:
+            U1 = core.first_order(x_rfft, self._psi1_window(k1, start, stop, x_rfft.real.dtype))
+            return core.second_order_temporal(rfft(U1), window)
+
+        parts: list[Tensor] = []
+        for (k1, start, stop), window in zip(groups, windows, strict=True):
+            size = max(1, self.chunk_elems // (x_rfft.shape[0] * (self.config.Np >> k1)))
+            for a in range(start, stop, size):
+                parts.append(_checkpointed(chunk, x_rfft, k1, a, min(a + size, stop), window))
+        return torch.cat(parts, dim=-2).flatten(-3, -2)
+
     def frequential(self, Y: Tensor, paths: Sequence[JTFSPath]) -> list[Tensor]:
         """Frequential filter, modulus and averagings of several paths of one ``n2`` sharing ``Y``
         (stacked planes, as :meth:`second_order` returns them).
@@ -301,11 +335,16 @@ class TimeFrequencyScattering(nn.Module):
         out: dict[int, Tensor] = {}
         for group in by_k.values():
             ops = [self.frequential_operator(p.n_fr, n1, dtype) for p in group]
-            U2 = core.frequential_scattering(Y, ops[0] if len(ops) == 1 else core.stack_operators(ops))
-            Phi = None if c.global_T else self.operator("phi_t", group[0].j2, U2.shape[-1], dtype)
-            S_all = core.average_time(U2, Phi).split([o.H_block.shape[0] // 2 for o in ops], dim=-2)
+            stacked = ops[0] if len(ops) == 1 else core.stack_operators(ops)
+            M = Y.shape[-1]
+            Phi = None if c.global_T else self.operator("phi_t", group[0].j2, M, dtype)
+            if self.low_memory:
+                S_all = self._frequential_chunked(Y, stacked, Phi)
+            else:
+                S_all = core.average_time(core.frequential_scattering(Y, stacked), Phi)
+            S_all = S_all.split([o.H_block.shape[0] // 2 for o in ops], dim=-2)
             for p, op, S in zip(group, ops, S_all, strict=True):
-                S = core.unprune_rows(S, op, Phi, U2.shape[-1])
+                S = core.unprune_rows(S, op, Phi, M)
                 if p.spin != 0:
                     A = (
                         None
@@ -315,6 +354,19 @@ class TimeFrequencyScattering(nn.Module):
                     S = core.average_frequency(S, A)
                 out[p.idx] = S
         return [out[p.idx] for p in paths]
+
+    def _frequential_chunked(self, Y: Tensor, op: core.FrequentialOperator, Phi: Tensor | None) -> Tensor:
+        """``average_time(frequential_scattering(Y, op), Phi)`` by chunks of the operator's rows of
+        at most :attr:`chunk_elems` samples per plane, each checkpointed. Shape ``(B, R, n_time)``."""
+        R = op.H_block.shape[0] // 2
+        size = max(1, self.chunk_elems // (Y.shape[0] * Y.shape[-1]))
+
+        def chunk(Y: Tensor, a: int, b: int) -> Tensor:
+            H = torch.cat([op.H_block[a:b], op.H_block[R + a : R + b]])
+            return core.average_time(core.frequential_scattering(Y, op._replace(H_block=H)), Phi)
+
+        parts = [_checkpointed(chunk, Y, a, min(a + size, R)) for a in range(0, R, size)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-2)
 
     # -- public computations -----------------------------------------------------------------------
     def path(self, x: Tensor, path_idx: int) -> Tensor:
@@ -333,8 +385,13 @@ class TimeFrequencyScattering(nn.Module):
             raise ValueError(f"path_idx must be in [0, {self.n_paths}), got {path_idx!r}")
         p = self.paths[path_idx]
         n1_max = min(p.n1_max, self.n1_limit)
-        U1 = self.first_order_groups(self.padded_spectrum(x), n1_max)  # streamed group by group
-        return self.frequential(self.second_order(U1, p.n2, p.j2, n1_max), [p])[0]
+        x_rfft = self.padded_spectrum(x)
+        if self.low_memory:
+            Y = self.second_order_chunked(x_rfft, p.n2, p.j2, n1_max)
+        else:
+            U1 = self.first_order_groups(x_rfft, n1_max)  # streamed group by group
+            Y = self.second_order(U1, p.n2, p.j2, n1_max)
+        return self.frequential(Y, [p])[0]
 
     def all_paths(self, x: Tensor, path_indices: Sequence[int] | None = None) -> list[Tensor]:
         """Return the coefficients of many second-order paths, sharing the first-order stage and
@@ -373,3 +430,11 @@ class TimeFrequencyScattering(nn.Module):
     def full_paths(self) -> list:
         """Metadata of every path of :meth:`full`, in output order."""
         return full_paths(self)
+
+
+def _checkpointed(fn: Callable[..., Tensor], x: Tensor, *args: Any) -> Tensor:
+    """``fn(x, *args)``; when autograd records it, checkpointed: its intermediates are not kept but
+    recomputed in the backward (double backward works, as for Hessian-vector products)."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return checkpoint(fn, x, *args, use_reentrant=False)
+    return fn(x, *args)
