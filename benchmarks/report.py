@@ -8,6 +8,7 @@ from pathlib import Path
 __all__ = [
     "step_table",
     "sweep_table",
+    "low_memory_table",
     "full_table",
     "optim_table",
     "warmup_table",
@@ -93,6 +94,36 @@ def step_table(res) -> list[str]:
         f"Batch {res.batch}, 1 channel; {reps.n_ours} timed steps per path for ours and MSS, "
         f"{reps.n_ref} for the reference (median). MSS peak memory: {_peak(res.mss_peak)} MiB. "
         f"Load average before / after: {res.load_before} / {res.load_after}."
+    )
+    return out
+
+
+def low_memory_table(res) -> list[str]:
+    """``SCRAPLLoss(low_memory=True)`` on the same paths and inputs (empty if not measured)."""
+    if not res.rows or res.rows[0].low_ms is None:
+        return []
+    out = [
+        "| path | j2 | low-memory ms | default ms | low / default | scrapl-loss 0.1.0 ms | "
+        "ref / low | peak MiB, tensors (RSS): low / default / ref | low / ref (tensors) | "
+        "loss rel. err | grad rel. err |",
+        "|" + "---|" * 11,
+    ]
+    for r in res.rows:
+        low_ref = r.low_peak.tensors / r.ref_peak.tensors if r.low_peak and r.ref_peak else None
+        out.append(
+            f"| {r.path} | {r.j2} | {_ms(r.low_ms)} | {_ms(r.ours_ms)} | {r.low_ms / r.ours_ms:.2f} "
+            f"| {_ms(r.ref_ms)} | {_x(r.ref_ms / r.low_ms if r.ref_ms else None)} "
+            f"| {_peak(r.low_peak)} / {_peak(r.ours_peak)} / {_peak(r.ref_peak)} "
+            f"| {'n/a' if low_ref is None else f'{low_ref:.2f}'} "
+            f"| {_e(r.low_loss_err)} | {_e(r.low_grad_err)} |"
+        )
+    s = res.summary
+    median_ratio = s.get("low_over_ref_peak_median")
+    out.append(
+        f"| **median** | | **{_ms(s['low_median_ms'])}** | **{_ms(s['ours_median_ms'])}** | "
+        f"**{s['low_over_ours']:.2f}** | **{_ms(s.get('ref_median_ms'))}** | "
+        f"**{_x(s.get('ref_over_low'))}** | | "
+        f"**{'n/a' if median_ratio is None else f'{median_ratio:.2f}'}** | | |"
     )
     return out
 
@@ -215,6 +246,14 @@ def targets_table(paper, full) -> list[str]:
             f"ours / reference: median {s['ours_over_ref_peak_median']:.2f}, "
             f"max {s['ours_over_ref_peak_max']:.2f} over the paths",
             s["ours_over_ref_peak_max"] <= 0.2,
+        )
+    if "low_over_ref_peak_max" in s:
+        add(
+            "the same with `low_memory=True` (chunked, checkpointed; "
+            f"{s['low_over_ours']:.2f}x the default step time)",
+            f"low-memory / reference: median {s['low_over_ref_peak_median']:.2f}, "
+            f"max {s['low_over_ref_peak_max']:.2f} over the paths",
+            s["low_over_ref_peak_max"] <= 0.2,
         )
     if full is not None and full.ref_ms:
         ratio = full.ref_ms / full.ours_ms

@@ -217,6 +217,7 @@ def run(args: argparse.Namespace) -> dict:
                     ref_repeats=max(1, ref_repeats - 1 if n > 2**15 else ref_repeats),
                     device=device,
                     memory=None,
+                    low_memory=False,
                     log=log,
                 )
             )
@@ -286,6 +287,14 @@ def render(results: dict, plot_name: str | None) -> str:
             *report.step_table(res),
             "",
         ]
+        low = report.low_memory_table(res)
+        if low:
+            lines += [
+                f"The same paths and inputs with `SCRAPLLoss(..., low_memory=True)` ({res.setup.name}):",
+                "",
+                *low,
+                "",
+            ]
     if results.get("sweep"):
         base = results["sweep"][0].setup
         lines += [

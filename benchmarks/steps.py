@@ -4,6 +4,7 @@ For every path of a fixed spread (one path per distinct ``j2``, the frequential 
 through low-pass, spin up and spin down), on the same inputs:
 
 * ``ours``: ``scrapl.SCRAPLLoss(..., use_p_adam=False, use_p_saga=False)(x, x_target, path_idx=k)``;
+* ``ours_low``: the same with ``low_memory=True`` (chunked, checkpointed; optional);
 * ``reference``: ``scrapl_ref.SCRAPLLoss`` (scrapl-loss 0.1.0) with the same arguments;
 * ``mss``: ``auraloss.freq.MultiResolutionSTFTLoss()`` with its defaults (path-independent);
 
@@ -45,6 +46,10 @@ class StepRow:
     ref_peak: Peak | None = None
     loss_err: float | None = None
     grad_err: float | None = None
+    low_ms: float | None = None
+    low_peak: Peak | None = None
+    low_loss_err: float | None = None
+    low_grad_err: float | None = None
 
 
 @dataclass
@@ -98,6 +103,7 @@ def bench_steps(
     device: torch.device,
     memory: PeakMemory | None,
     seed: int = 0,
+    low_memory: bool = True,
     log: Callable[[str], None] = print,
 ) -> StepResult:
     """Time one training step of the three losses on ``paths`` of ``setup`` (see module doc).
@@ -108,11 +114,15 @@ def bench_steps(
         paths: path indices, or None for :func:`spread_paths` of all ``j2``.
         repeats, ref_repeats: timed steps per path for ours and MSS, and for the reference.
         memory: peak-memory probe, or None to skip memory.
+        low_memory: also time and measure ``SCRAPLLoss(..., low_memory=True)`` (``ours_low``).
     """
     import auraloss
 
     kwargs = setup.kwargs()
     ours = scrapl.SCRAPLLoss(**kwargs, use_p_adam=False, use_p_saga=False).to(device)
+    low = None
+    if low_memory:
+        low = scrapl.SCRAPLLoss(**kwargs, use_p_adam=False, use_p_saga=False, low_memory=True).to(device)
     ref = None
     if ref_module is not None:
         ref = ref_module.SCRAPLLoss(**kwargs, use_p_adam=False, use_p_saga=False).to(device)
@@ -141,6 +151,9 @@ def bench_steps(
         steps = {"ours": lambda k=k: _step(lambda x: ours(x, target, path_idx=k), x0), "mss": mss_step}
         if ref is not None:
             steps["reference"] = lambda k=k: _step(lambda x: ref(x, target, path_idx=k), x0)
+        if low is not None:
+            steps["ours_low"] = lambda k=k: _step(lambda x: low(x, target, path_idx=k), x0)
+            steps["ours_low"]()  # builds its cached operators
         sync(device)
         start = time.perf_counter()
         steps["ours"]()
@@ -148,6 +161,8 @@ def bench_steps(
         first_ms = (time.perf_counter() - start) * 1e3
         mss_step()  # warm-up: allocator, FFT plans
         reps = {"ours": repeats, "mss": repeats}
+        if low is not None:
+            reps["ours_low"] = repeats
         if ref is not None:
             reps["reference"] = ref_repeats
         times = interleaved({n: keep(n, f) for n, f in steps.items()}, reps, device)
@@ -167,8 +182,15 @@ def bench_steps(
             row.ref_ms, row.n_ref = median_ms(times["reference"]), len(times["reference"])
             row.loss_err = rel_err(last["ours"][0], last["reference"][0])
             row.grad_err = rel_err(last["ours"][1], last["reference"][1])
+        if low is not None:
+            row.low_ms = median_ms(times["ours_low"])
+            if ref is not None:
+                row.low_loss_err = rel_err(last["ours_low"][0], last["reference"][0])
+                row.low_grad_err = rel_err(last["ours_low"][1], last["reference"][1])
         if memory is not None:
             row.ours_peak = memory.measure(steps["ours"])
+            if low is not None:
+                row.low_peak = memory.measure(steps["ours_low"])
             if ref is not None:
                 row.ref_peak = memory.measure(steps["reference"])
         rows.append(row)
@@ -215,4 +237,13 @@ def summarize(result: StepResult) -> dict:
             ratios = [o / r for o, r in peaks if r]
             s["ours_over_ref_peak_max"] = max(ratios)
             s["ours_over_ref_peak_median"] = statistics.median(ratios)
+    if all(r.low_ms is not None for r in rows):
+        s["low_median_ms"] = statistics.median(r.low_ms for r in rows)
+        s["low_over_ours"] = s["low_median_ms"] / s["ours_median_ms"]
+        if "ref_median_ms" in s:
+            s["ref_over_low"] = s["ref_median_ms"] / s["low_median_ms"]
+        low_ratios = [r.low_peak.tensors / r.ref_peak.tensors for r in rows if r.low_peak and r.ref_peak]
+        if low_ratios and len(low_ratios) == len(rows):
+            s["low_over_ref_peak_max"] = max(low_ratios)
+            s["low_over_ref_peak_median"] = statistics.median(low_ratios)
     return s

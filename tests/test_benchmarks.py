@@ -70,6 +70,7 @@ def test_exit_status_is_zero(quick_run):
         "## Full JTFS",
         "## P-Adam + P-SAGA overhead per step",
         "## θ-IS warmup",
+        "with `SCRAPLLoss(..., low_memory=True)`",
     ],
 )
 def test_markdown_has_section(quick_run, heading):
