@@ -436,5 +436,5 @@ def _checkpointed(fn: Callable[..., Tensor], x: Tensor, *args: Any) -> Tensor:
     """``fn(x, *args)``; when autograd records it, checkpointed: its intermediates are not kept but
     recomputed in the backward (double backward works, as for Hessian-vector products)."""
     if torch.is_grad_enabled() and x.requires_grad:
-        return checkpoint(fn, x, *args, use_reentrant=False)
+        return checkpoint(fn, x, *args, use_reentrant=False, preserve_rng_state=False)
     return fn(x, *args)
