@@ -171,3 +171,34 @@ def test_parallel_runs_equal_sequential_runs():
 def test_bad_workers():
     with pytest.raises(ValueError, match="workers"):
         run_demo(QUICK, None, progress=False, workers=0)
+
+
+def test_learning_rate_decay_schedule():
+    """``decay_frac``: lr held, then ``lr · (steps − k + 1) / (decay_frac · steps)`` at step k."""
+    cfg = QUICK
+    synth = build_synth(cfg)
+    data = make_data(synth, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, seed=cfg.seed)
+    encoder = build_encoder(cfg)
+    sgd = torch.optim.SGD(encoder.parameters(), lr=0.01)
+    seen = []
+    train_run(
+        "supervised",
+        encoder,
+        synth,
+        data,
+        supervised_objective,
+        sgd,
+        steps=8,
+        batch_size=2,
+        eval_every=8,
+        seed=0,
+        decay_frac=0.5,
+        after_backward=lambda: seen.append(sgd.param_groups[0]["lr"]),
+        progress=False,
+    )
+    assert seen == pytest.approx([0.01] * 4 + [0.01 * f for f in (1.0, 0.75, 0.5, 0.25)])
+    with pytest.raises(ValueError, match="decay_frac must be in"):
+        train_run("x", encoder, synth, data, supervised_objective, sgd, steps=1, batch_size=1,
+                  eval_every=1, seed=0, decay_frac=1.5, progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="decay_frac must be in"):
+        replace(QUICK, decay_frac=-0.1)

@@ -56,7 +56,7 @@ class DemoConfig:
         use_rho_log1p: compare ``log1p(S / 1e-3)`` instead of ``S`` (then ``grad_mult = 1``).
         steps, batch_size: training schedule (the same for every run).
         lr_scrapl: SGD learning rate after P-Adam + P-SAGA. lr_adam: Adam's (MSS, supervised).
-        decay_frac: the learning rates decay linearly to 0 over this last fraction of the steps.
+        decay_frac: the learning rates decay linearly towards 0 over this last fraction of the steps.
         eval_every: validation period in steps.
         n_train, n_val, n_test: split sizes.
         warmup_batch, warmup_iters: θ-IS warmup batch size and power-iteration steps.

@@ -109,8 +109,9 @@ def train_run(
         optimizer: steps the encoder's parameters.
         steps, batch_size, eval_every: schedule.
         decay_frac: the learning rate of every parameter group is held for the first
-            ``(1 − decay_frac) · steps`` steps, then decays linearly to 0 at step ``steps``:
-            ``lr_k = lr · min(1, (steps − k + 1) / (decay_frac · steps))`` for step ``k`` (1-based).
+            ``(1 − decay_frac) · steps`` steps, then decays linearly towards 0:
+            ``lr_k = lr · min(1, (steps − k + 1) / (decay_frac · steps))`` at step ``k`` (1-based;
+            the last step uses ``lr / (decay_frac · steps)``).
         seed: draws the batches (the same sequence for every run with this seed).
         after_backward: called between ``backward()`` and ``optimizer.step()`` (e.g. a path-wise
             optimizer's explicit step).
