@@ -47,12 +47,12 @@ def _peak_bytes(m, k):
     return tracker.peak
 
 
-@pytest.mark.parametrize("k", [0, 27])
+@pytest.mark.parametrize("k", [0, -1])  # the first path (j2 = 1) and the last (largest j2)
 def test_lower_peak_memory(k):
     kw = dict(E, shape=16384, J=8, Q1=4)
     fast, low = TimeFrequencyScattering(**kw), TimeFrequencyScattering(**kw, low_memory=True)
     low.chunk_elems = 8192
-    k = k if k == 0 else fast.n_paths - 1
+    k %= fast.n_paths
     assert _peak_bytes(low, k) < 0.5 * _peak_bytes(fast, k)
 
 
