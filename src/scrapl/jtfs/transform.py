@@ -53,7 +53,8 @@ class TimeFrequencyScattering(nn.Module):
         F: frequential averaging: ``None`` (``2**J_fr`` bins), an int, or ``'global'``
             (see :class:`~scrapl.jtfs.config.JTFSConfig`).
         low_memory: compute :meth:`path` in chunks of at most :attr:`chunk_elems` samples per
-            real plane (first-order filters, then frequential rows), keeping only each chunk's
+            real plane (first-order filters, then frequential rows; the frequential stage of
+            :meth:`all_paths` and :meth:`full` too), keeping only each chunk's
             small output and recomputing the chunk in the backward (activation checkpointing):
             the same values and gradients (to float rounding), a fraction of the peak memory, at
             the price of one more forward pass of the first order in the backward.
@@ -327,7 +328,7 @@ class TimeFrequencyScattering(nn.Module):
         Filters with the same decimation are stacked into one matrix, so the modulus and the
         temporal averaging (the dominant costs) run once over all their rows.
         """
-        dtype, n1 = Y.dtype, Y.shape[-2] // 2
+        dtype, n1, M = Y.dtype, Y.shape[-2] // 2, Y.shape[-1]
         c = self.config
         by_k: dict[int, list[JTFSPath]] = {}
         for p in paths:
@@ -336,7 +337,6 @@ class TimeFrequencyScattering(nn.Module):
         for group in by_k.values():
             ops = [self.frequential_operator(p.n_fr, n1, dtype) for p in group]
             stacked = ops[0] if len(ops) == 1 else core.stack_operators(ops)
-            M = Y.shape[-1]
             Phi = None if c.global_T else self.operator("phi_t", group[0].j2, M, dtype)
             if self.low_memory:
                 S_all = self._frequential_chunked(Y, stacked, Phi)
