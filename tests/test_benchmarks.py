@@ -117,3 +117,24 @@ def test_warmup_values_match_reference(quick_run, method):
 def test_step_peak_memory_is_measured(quick_run, column):
     rows = [row for res in quick_run[2]["steps"] for row in res["rows"]]
     assert all(row[column]["tensors"] > 0 for row in rows)
+
+
+def test_profile_step_reports_stages_fft_floor_and_kernel_time(capsys):
+    """``python -m benchmarks.profile_step`` prints every stage of a step, the FFT floor, the
+    kernel time of ours and of MSS (values not asserted: they are timings)."""
+    from benchmarks import profile_step
+
+    threads = torch.get_num_threads()
+    try:
+        profile_step.main(
+            ["--config", "quick", "--paths", "0", "--repeats", "2", "--ops", "3", "--fft-floor", "--kernel"]
+        )
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    for stage in ("x: first order", "target: first order", "backward", "distance"):
+        assert stage in out
+    assert "first-order FFTs alone" in out
+    assert "kernel:" in out and "minor faults" in out
+    assert "auraloss MSS step: kernel" in out
+    assert "Self CPU time total" in out  # the operator table
