@@ -176,7 +176,6 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
 
-
     if args.kernel:
         import auraloss
 
