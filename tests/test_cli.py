@@ -62,6 +62,7 @@ def test_paths_demo_uses_the_demo_configuration(capsys):
         (["demo", "--runs", "scrapl_theta_is,bogus"], "runs must be a non-empty subset"),
         (["demo", "--device", "not-a-device"], "--device"),
         (["demo", "--steps", "0"], "must be a positive int"),
+        (["demo", "--draw-seed", "x"], "invalid int value"),
         (["demo", "--quick", "--paper"], "not allowed with argument"),
         (["frobnicate"], "invalid choice"),
     ],

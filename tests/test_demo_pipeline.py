@@ -156,6 +156,19 @@ def test_runs_are_reproducible_by_seed():
         assert ha.val_l1 == hb.val_l1
 
 
+def test_draw_seed_changes_only_the_path_draws():
+    """``draw_seed`` reseeds the SCRAPL path draws; ``draw_seed == seed`` is the default run."""
+    cfg = replace(QUICK, runs=("scrapl_uniform",), steps=6, eval_every=3)
+    base = run_demo(cfg, None, progress=False).histories[0]
+    same = run_demo(replace(cfg, draw_seed=cfg.seed), None, progress=False).histories[0]
+    other = run_demo(replace(cfg, draw_seed=cfg.seed + 1), None, progress=False).histories[0]
+    assert same.train_loss == base.train_loss and same.extra == base.extra
+    assert other.extra["path_counts"] != base.extra["path_counts"]
+    assert other.val_l1[0] == base.val_l1[0]  # same data and initial weights
+    with pytest.raises(ValueError, match="draw_seed must be an int or None"):
+        replace(cfg, draw_seed=1.5)
+
+
 def test_parallel_runs_equal_sequential_runs():
     """Runs in two worker processes give exactly what they give one after the other."""
     cfg = replace(QUICK, runs=("scrapl_theta_is", "supervised"), steps=4, eval_every=2)

@@ -83,6 +83,12 @@ def _add_demo_parser(sub) -> None:
     p.add_argument("--steps", type=_positive_int, help="training steps of every run")
     p.add_argument("--batch-size", type=_positive_int, help="batch size of every run")
     p.add_argument("--seed", type=int, default=0, help="data split, weights, batches (default 0)")
+    p.add_argument(
+        "--draw-seed",
+        type=int,
+        help="seed of the SCRAPL runs' path draws only (default: --seed); data, weights and "
+        "batches stay those of --seed",
+    )
     p.add_argument("--out-dir", default="scrapl_demo", help="output directory (default: scrapl_demo)")
     p.add_argument("--runs", help=f"comma-separated subset of {','.join(RUNS)}")
     p.add_argument(
@@ -203,6 +209,7 @@ def _cmd_demo(args, parser: argparse.ArgumentParser) -> int:
             steps=args.steps,
             batch_size=args.batch_size,
             seed=args.seed,
+            draw_seed=args.draw_seed,
             runs=runs,
             am=args.am,
             fm=args.fm,
@@ -218,7 +225,8 @@ def _cmd_demo(args, parser: argparse.ArgumentParser) -> int:
     try:
         print(
             f"scrapl demo ({name}): {len(cfg.runs)} runs × {cfg.steps} steps, batch {cfg.batch_size}, "
-            f"seed {cfg.seed}, device {device} -> {args.out_dir}"
+            f"seed {cfg.seed}{'' if cfg.draw_seed is None else f' (path draws {cfg.draw_seed})'}, "
+            f"device {device} -> {args.out_dir}"
         )
         workers = args.workers or min(len(cfg.runs), os.cpu_count() or 1)
         result = run_demo(

@@ -63,6 +63,8 @@ class DemoConfig:
         min_prob_frac: θ-IS floor: the fraction of the probability mass spread uniformly.
         encoder_channels, hidden, n_fft, hop: the encoder.
         seed: data split, initial weights, batches, reconstruction shifts and path draws.
+        draw_seed: seed of the SCRAPL runs' path draws instead of ``seed`` (None: ``seed``), to
+            measure how much a result owes to the draws alone (same data, weights and batches).
         runs: which runs to make, in order.
     """
 
@@ -96,6 +98,7 @@ class DemoConfig:
     n_fft: int = 512
     hop: int = 88
     seed: int = 0
+    draw_seed: int | None = None
     runs: tuple[str, ...] = field(default=RUNS)
 
     def __post_init__(self) -> None:
@@ -108,6 +111,10 @@ class DemoConfig:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.warmup_iters < 2:
             raise ValueError(f"warmup_iters must be >= 2, got {self.warmup_iters!r}")
+        if self.draw_seed is not None and (
+            isinstance(self.draw_seed, bool) or not isinstance(self.draw_seed, int)
+        ):
+            raise ValueError(f"draw_seed must be an int or None, got {self.draw_seed!r}")
         if not 0.0 <= self.decay_frac <= 1.0:
             raise ValueError(f"decay_frac must be in [0, 1], got {self.decay_frac!r}")
         for name in ("lr_scrapl", "lr_adam"):

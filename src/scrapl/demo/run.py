@@ -150,7 +150,8 @@ def _train(
     optimizer: torch.optim.Optimizer,
     progress: bool,
 ) -> RunHistory:
-    torch.manual_seed(cfg.seed)  # the same path draws for both SCRAPL runs' first steps
+    # the path draws (global RNG): the same sequence of uniforms for both SCRAPL runs
+    torch.manual_seed(cfg.seed if cfg.draw_seed is None else cfg.draw_seed)
     return train_run(
         name,
         encoder,
@@ -453,6 +454,7 @@ def write_outputs(result: DemoResult, out_dir: str | os.PathLike) -> None:
     setting = (
         f"chirplet, N={cfg.n_samples}, θ_AM {cfg.am}, θ_FM {cfg.fm}, shift ±{cfg.max_shift}; "
         f"{cfg.steps} steps × batch {cfg.batch_size}; seed {cfg.seed}"
+        + ("" if cfg.draw_seed is None else f", path draws {cfg.draw_seed}")
     )
     _save_figure(lambda p: plot_val_error(result.histories, p, title=setting), out / "val_error.png")
     probs = result.probs
