@@ -30,7 +30,9 @@ Why the default looks the way it does (measured on a 2-core CPU box, see ``docs/
   floor the warmup, made on the randomly initialised encoder, can concentrate the draws on a few
   paths (seed 2: two paths at 5-7x uniform) and θ-IS then learnt the AM rate late (seed 2: 165‰,
   or 67‰ with 8 × 20, against 44‰ for uniform sampling); with half of the mass kept uniform it no
-  longer fails, but still trails uniform sampling on seeds 0-2 (AM by 2-13‰, FM by 2-5‰).
+  longer fails, but still trails uniform sampling: by 2.9‰ (AM) and 2.5‰ (FM) on average over
+  three seeds × three or four path-draw sequences (``draw_seed``); level on seed 0, behind on
+  every draw of seeds 1 and 2 (``docs/demo.md``).
 """
 
 from __future__ import annotations
