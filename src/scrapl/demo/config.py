@@ -31,8 +31,8 @@ Why the default looks the way it does (measured on a 2-core CPU box, see ``docs/
   paths (seed 2: two paths at 5-7x uniform) and θ-IS then learnt the AM rate late (seed 2: 165‰,
   or 67‰ with 8 × 20, against 44‰ for uniform sampling); with half of the mass kept uniform it no
   longer fails, but still trails uniform sampling: by 2.9‰ (AM) and 2.5‰ (FM) on average over
-  three seeds × three or four path-draw sequences (``draw_seed``); level on seed 0, behind on
-  every draw of seeds 1 and 2 (``docs/demo.md``).
+  three seeds × three or four path-draw sequences (``draw_seed``): level on seed 0, behind on
+  every draw of seed 1 (AM by 7-13‰) and of seed 2 (FM by 5-6‰); ``docs/demo.md``.
 """
 
 from __future__ import annotations
