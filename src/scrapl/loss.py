@@ -149,9 +149,7 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         self.compat = compat
         self.sync_paths = as_bool("sync_paths", sync_paths)
         self.J, self.Q1, self.Q2, self.J_fr, self.Q_fr, self.T, self.F = J, Q1, Q2, J_fr, Q_fr, T, F
-        self.jtfs = TimeFrequencyScattering(
-            shape, J, Q1, Q2, J_fr, Q_fr, T, F, low_memory=as_bool("low_memory", low_memory)
-        )
+        self.jtfs = TimeFrequencyScattering(shape, J, Q1, Q2, J_fr, Q_fr, T, F, low_memory=low_memory)
         self._init_state(self.jtfs)
         self._init_theta_is()
         self._log_banner(f"J={J}, Q1={Q1}, Q2={Q2}, Jfr={J_fr}, Qfr={Q_fr}, T={T}, F={F}")
