@@ -125,6 +125,40 @@ def test_scrapl_training_with_theta_is_decreases_the_full_jtfs_distance():
     assert after < 0.9 * before
 
 
+def test_theta_warmup_values_are_the_per_example_curvatures():
+    """``warmup_on="theta"``: θ̂ is its own encoder, so ``A_u`` is the ``θ_u`` block of the Hessian
+    of the path loss in θ̂, diagonal over the examples (the loss is a mean of per-example terms):
+    its dominant eigenvalue is ``max_b |∂²L_p/∂θ̂_{b,u}²|``, checked against double autograd."""
+    cfg = replace(QUICK, warmup_on="theta", warmup_batch=3, warmup_iters=60)
+    synth = build_synth(cfg)
+    data = make_data(synth, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, seed=cfg.seed)
+    encoder, loss = build_encoder(cfg), build_loss(cfg)
+    before = [p.detach().clone() for p in encoder.parameters()]
+    result = theta_is_warmup(cfg, loss, encoder, synth, data, save_dir=None, progress=False)
+    b = data.train.batch(torch.arange(3))
+    x = synth(b.theta, b.shifts)
+    shifts_hat = synth.random_shifts(3, generator=torch.Generator().manual_seed(cfg.seed + 2))
+    theta_hat = torch.rand(3, 2, generator=torch.Generator().manual_seed(cfg.seed + 3))
+    for path in (0, loss.n_paths // 2, loss.n_paths - 1):
+        theta = theta_hat.clone().requires_grad_()
+        (grad,) = torch.autograd.grad(
+            loss(synth(theta, shifts_hat), x, path_idx=path), theta, create_graph=True
+        )
+        diag = torch.stack(
+            [
+                torch.stack(
+                    [torch.autograd.grad(grad[i, u], theta, retain_graph=True)[0][i, u] for u in (0, 1)]
+                )
+                for i in range(3)
+            ]
+        )  # (batch, 2): ∂²L/∂θ_{b,u}²
+        expected = diag.abs().amax(0)
+        torch.testing.assert_close(result.vals[path][0], expected, rtol=1e-3, atol=1e-6)
+    assert all(torch.equal(p, q) for p, q in zip(encoder.parameters(), before, strict=True))
+    with pytest.raises(ValueError, match="warmup_on must be 'encoder' or 'theta'"):
+        replace(cfg, warmup_on="weights")
+
+
 def test_supervised_training_decreases_the_validation_error():
     """80 steps of the (tiny) quick encoder: the validation L1 error drops by more than a fifth."""
     cfg = replace(QUICK, steps=80, batch_size=8)

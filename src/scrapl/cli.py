@@ -89,6 +89,12 @@ def _add_demo_parser(sub) -> None:
         help="seed of the SCRAPL runs' path draws only (default: --seed); data, weights and "
         "batches stay those of --seed",
     )
+    p.add_argument(
+        "--warmup-on",
+        choices=("encoder", "theta"),
+        help="θ-IS warmup curvature through the encoder's initial weights (the paper's) or with "
+        "respect to the synth parameters at predictions drawn from the prior",
+    )
     p.add_argument("--out-dir", default="scrapl_demo", help="output directory (default: scrapl_demo)")
     p.add_argument("--runs", help=f"comma-separated subset of {','.join(RUNS)}")
     p.add_argument(
@@ -210,6 +216,7 @@ def _cmd_demo(args, parser: argparse.ArgumentParser) -> int:
             batch_size=args.batch_size,
             seed=args.seed,
             draw_seed=args.draw_seed,
+            warmup_on=args.warmup_on,
             runs=runs,
             am=args.am,
             fm=args.fm,

@@ -62,6 +62,8 @@ class DemoConfig:
         eval_every: validation period in steps.
         n_train, n_val, n_test: split sizes.
         warmup_batch, warmup_iters: θ-IS warmup batch size and power-iteration steps.
+        warmup_on: "encoder" (curvature through the encoder's initial weights, the paper's) or
+            "theta" (with respect to the synth parameters, at predictions drawn from the prior).
         min_prob_frac: θ-IS floor: the fraction of the probability mass spread uniformly.
         encoder_channels, hidden, n_fft, hop: the encoder.
         seed: data split, initial weights, batches, reconstruction shifts and path draws.
@@ -94,6 +96,7 @@ class DemoConfig:
     n_test: int = 512
     warmup_batch: int = 8
     warmup_iters: int = 20
+    warmup_on: str = "encoder"
     min_prob_frac: float = 0.5
     encoder_channels: tuple[int, ...] = (16, 32, 32, 64)
     hidden: int = 64
@@ -111,6 +114,8 @@ class DemoConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.warmup_on not in ("encoder", "theta"):
+            raise ValueError(f"warmup_on must be 'encoder' or 'theta', got {self.warmup_on!r}")
         if self.warmup_iters < 2:
             raise ValueError(f"warmup_iters must be >= 2, got {self.warmup_iters!r}")
         if self.draw_seed is not None and (

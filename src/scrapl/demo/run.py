@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..loss import SCRAPLLoss
+from ..warmup import WarmupResult
 from ..warmup.files import atomic_write_text
 from .config import DemoConfig
 from .data import DemoData, make_data
@@ -117,9 +118,16 @@ def theta_is_warmup(
     *,
     save_dir: str | os.PathLike | None,
     progress: bool = True,
-) -> None:
+) -> WarmupResult:
     """Set ``loss.probs`` by the θ-IS warmup on the first ``cfg.warmup_batch`` training examples.
 
+    ``cfg.warmup_on == "encoder"`` (the paper's): the curvature, with respect to the encoder's
+    initial weights ``w``, of each path's distance between the examples and the reconstructions
+    of the encoder's predictions, ``|λ_max(A_u)|`` of :meth:`SCRAPLLoss.warmup_lc_hvp`.
+    ``"theta"``: the same operator with the synth parameters themselves as the weights, at
+    predictions ``θ̂ ~ U[0, 1]^2`` drawn from ``cfg.seed`` (θ̂ is then its own encoder: ``A_u`` is
+    the ``θ_u`` block of the Hessian ``∂²L_p / ∂θ̂²``, whose eigenvalues are the per-example
+    curvatures ``∂²L_p / ∂θ̂_{b,u}²``), independent of the encoder's random initialisation.
     The reconstructions get their own fixed shifts (drawn from ``cfg.seed``) so that the warmup
     sees the same misalignment as training and is deterministic.
     """
@@ -127,11 +135,18 @@ def theta_is_warmup(
     b = data.train.batch(torch.arange(min(cfg.warmup_batch, len(data.train))))
     x = synth(b.theta.to(device), b.shifts.to(device))
     shifts_hat = synth.random_shifts(len(b), generator=torch.Generator().manual_seed(cfg.seed + 2))
-    loss.warmup_lc_hvp(
-        lambda x: encoder(x),
+    if cfg.warmup_on == "theta":
+        gen = torch.Generator().manual_seed(cfg.seed + 3)
+        theta_hat = torch.rand(len(b), synth.n_theta, generator=gen).to(device).requires_grad_()
+        theta_fn: Callable[..., torch.Tensor] = lambda x: theta_hat  # noqa: E731
+        params = [theta_hat]
+    else:
+        theta_fn, params = (lambda x: encoder(x)), list(encoder.parameters())
+    return loss.warmup_lc_hvp(
+        theta_fn,
         lambda theta, shifts: synth(theta, shifts),
         [{"x": x}],
-        list(encoder.parameters()),
+        params,
         synth_fn_kwargs=[{"shifts": shifts_hat.to(device)}],
         save_dir=None if save_dir is None else str(save_dir),
         n_iter=cfg.warmup_iters,
