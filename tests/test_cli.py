@@ -63,6 +63,7 @@ def test_paths_demo_uses_the_demo_configuration(capsys):
         (["demo", "--device", "not-a-device"], "--device"),
         (["demo", "--steps", "0"], "must be a positive int"),
         (["demo", "--draw-seed", "x"], "invalid int value"),
+        (["demo", "--warmup-on", "weights"], "invalid choice: 'weights'"),
         (["demo", "--quick", "--paper"], "not allowed with argument"),
         (["frobnicate"], "invalid choice"),
     ],
