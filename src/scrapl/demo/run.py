@@ -129,7 +129,8 @@ def theta_is_warmup(
     the ``θ_u`` block of the Hessian ``∂²L_p / ∂θ̂²``, whose eigenvalues are the per-example
     curvatures ``∂²L_p / ∂θ̂_{b,u}²``), independent of the encoder's random initialisation.
     The reconstructions get their own fixed shifts (drawn from ``cfg.seed``) so that the warmup
-    sees the same misalignment as training and is deterministic.
+    sees the same misalignment as training and is deterministic. Returns the
+    :class:`~scrapl.warmup.WarmupResult` (values per path, probabilities, convergence).
     """
     device = next(encoder.parameters()).device
     b = data.train.batch(torch.arange(min(cfg.warmup_batch, len(data.train))))
