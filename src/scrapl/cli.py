@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_demo_parser(sub) -> None:
-    from .demo.config import RUNS
+    from .demo.config import RUNS, WARMUP_ON
 
     p = sub.add_parser(
         "demo",
@@ -91,7 +91,7 @@ def _add_demo_parser(sub) -> None:
     )
     p.add_argument(
         "--warmup-on",
-        choices=("encoder", "theta"),
+        choices=WARMUP_ON,
         help="θ-IS warmup curvature through the encoder's initial weights (the paper's) or with "
         "respect to the synth parameters at predictions drawn from the prior",
     )

@@ -46,9 +46,10 @@ from typing import Any
 
 from ..jtfs.config import AveragingArg
 
-__all__ = ["DemoConfig", "RUNS", "PRESETS", "preset"]
+__all__ = ["DemoConfig", "RUNS", "WARMUP_ON", "PRESETS", "preset"]
 
 RUNS: tuple[str, ...] = ("scrapl_theta_is", "scrapl_uniform", "mss", "supervised")
+WARMUP_ON: tuple[str, ...] = ("encoder", "theta")  # what the θ-IS warmup differentiates through
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class DemoConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if self.warmup_on not in ("encoder", "theta"):
+        if self.warmup_on not in WARMUP_ON:
             raise ValueError(f"warmup_on must be 'encoder' or 'theta', got {self.warmup_on!r}")
         if self.warmup_iters < 2:
             raise ValueError(f"warmup_iters must be >= 2, got {self.warmup_iters!r}")

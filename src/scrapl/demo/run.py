@@ -139,8 +139,7 @@ def theta_is_warmup(
     if cfg.warmup_on == "theta":
         gen = torch.Generator().manual_seed(cfg.seed + 3)
         theta_hat = torch.rand(len(b), synth.n_theta, generator=gen).to(device).requires_grad_()
-        theta_fn: Callable[..., torch.Tensor] = lambda x: theta_hat  # noqa: E731
-        params = [theta_hat]
+        theta_fn, params = (lambda x: theta_hat), [theta_hat]
     else:
         theta_fn, params = (lambda x: encoder(x)), list(encoder.parameters())
     return loss.warmup_lc_hvp(
