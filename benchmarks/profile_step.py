@@ -41,7 +41,8 @@ def _stages(jtfs, x: torch.Tensor, target: torch.Tensor, k: int) -> dict[str, fl
 
     def forward(sig, tag):
         X = stage(f"{tag}: pad + rfft", lambda: jtfs.padded_spectrum(sig))
-        U1 = stage(f"{tag}: first order", lambda: jtfs.first_order(X, n1))
+        # as in ``path``: each group's rfft is taken by the second-order wavelet (second order)
+        U1 = stage(f"{tag}: first order", lambda: list(jtfs.first_order_groups(X, n1, spectra=False)))
         Y = stage(f"{tag}: second order", lambda: jtfs.second_order(U1, p.n2, p.j2, n1))
         return stage(f"{tag}: frequential + averaging", lambda: jtfs.frequential(Y, [p])[0])
 

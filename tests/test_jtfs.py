@@ -4,6 +4,7 @@ gradients (gradcheck, gradgradcheck), silent inputs, shapes, metadata, bad confi
 from __future__ import annotations
 
 import doctest
+import functools
 
 import pytest
 import torch
@@ -220,6 +221,28 @@ def test_window_synthesis_gradcheck_and_gradgradcheck(one_sided):
     assert torch.autograd.gradgradcheck(fn, (spec,), eps=1e-6, atol=1e-9, rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("lo", "width", "s", "shift", "one_sided"),
+    [(3, 9, 1, 1, True), (60, 20, 1, 60, False), (28, 9, 0, 26, True), (3, 9, 1, 5, False)],
+    ids=["one-sided", "two-sided across bin 0", "one-sided across the Nyquist bin", "wrapped run"],
+)
+def test_real_synthesis_is_synthesis_of_rfft_with_exact_adjoint(lo, width, s, shift, one_sided):
+    """synthesize_real(v) == synthesize(rfft(v)) for one filter on every row, and its fused backward
+    (the halving of the rfft's adjoint applied on the run only, bins 0 and M/2 not halved) passes
+    gradcheck and gradgradcheck."""
+    h = torch.zeros(64, dtype=torch.float64)
+    h[torch.arange(lo, lo + width) % 64] = torch.linspace(0.2, 1.0, width, dtype=torch.float64)
+    w = window.make_window(h, s, shift=shift)
+    assert w.one_sided == one_sided
+    v = torch.randn(2, 3, 64, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(
+        window.synthesize_real(v, w), window.synthesize(torch.fft.rfft(v), w), rtol=1e-12, atol=1e-14
+    )
+    fn = functools.partial(window.synthesize_real, window=w)
+    assert torch.autograd.gradcheck(fn, (v,), eps=1e-6, atol=1e-9, rtol=1e-6)
+    assert torch.autograd.gradgradcheck(fn, (v,), eps=1e-6, atol=1e-9, rtol=1e-6)
+
+
 @pytest.mark.parametrize("module", [window, ops], ids=["window", "ops"])
 def test_doctests(module):
     assert doctest.testmod(module, raise_on_error=False).failed == 0
@@ -278,3 +301,20 @@ def test_cuda_matches_cpu(jtfs_E):
     gpu = TimeFrequencyScattering(**E).cuda()
     for k in (0, 27):
         torch.testing.assert_close(gpu.path(x.cuda(), k).cpu(), jtfs_E.path(x, k), rtol=1e-4, atol=1e-6)
+
+
+def test_modulus_backward_same_with_and_without_create_graph():
+    """The modulus' backward takes a plane-by-plane route when no graph of it is recorded and a
+    differentiable one under ``create_graph``: the same gradient ``g (re, im) / (|z| + eps)``, 0 at z = 0."""
+    planes = torch.randn(3, 2, 4, 16, dtype=torch.float64)
+    planes[0, :, 1, 5] = 0.0
+    g = torch.randn(3, 4, 16, dtype=torch.float64)
+    p1 = planes.clone().requires_grad_(True)
+    (fast,) = torch.autograd.grad(ops.modulus(p1), p1, g)
+    p2 = planes.clone().requires_grad_(True)
+    (graph,) = torch.autograd.grad(ops.modulus(p2), p2, g, create_graph=True)
+    assert graph.requires_grad and not fast.requires_grad
+    torch.testing.assert_close(fast, graph.detach(), rtol=0, atol=0)
+    expected = planes * (g / (planes.square().sum(1).sqrt() + ops.MODULUS_EPS))[:, None]
+    torch.testing.assert_close(fast, expected, rtol=1e-15, atol=0)
+    assert (fast[0, :, 1, 5] == 0).all()

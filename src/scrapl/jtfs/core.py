@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from .ops import MODULUS_EPS, modulus
-from .window import Window, synthesize
+from .window import Window, synthesize, synthesize_real
 
 __all__ = [
     "first_order",
@@ -59,12 +59,13 @@ def first_order(x_rfft: Tensor, window: Window) -> Tensor:
     return modulus(synthesize(x_rfft, window))
 
 
-def second_order_temporal(U1_rfft: Tensor, window: Window) -> Tensor:
+def second_order_temporal(U1: Tensor, window: Window) -> Tensor:
     """Return ``Y = IDFT(fold_mean(DFT(U1) psi2_f, s))`` as planes: second-order wavelet, decimation
     ``2**s``, up to a phase common to every row of the path (placement at ``window.offset``).
 
     Args:
-        U1_rfft: ``rfft`` of the first-order scalograms at decimation ``k1``. Shape ``(B, G, M/2+1)``.
+        U1: the first-order scalograms at decimation ``k1``, real, shape ``(B, G, M)``, or their
+            ``rfft``, complex, shape ``(B, G, M/2+1)`` (when it is shared by several wavelets).
         window: :class:`~scrapl.jtfs.window.Window` of the second-order wavelet at level ``k1``,
             decimation ``s = j2 - k1`` (``index`` of shape ``(S,)``).
 
@@ -72,7 +73,7 @@ def second_order_temporal(U1_rfft: Tensor, window: Window) -> Tensor:
         Planes ``(Re Y, Im Y)`` of shape ``(B, 2, G, M / 2**s)`` (no modulus: frequential
         scattering follows).
     """
-    return synthesize(U1_rfft, window)
+    return synthesize(U1, window) if U1.is_complex() else synthesize_real(U1, window)
 
 
 class FrequentialOperator(NamedTuple):

@@ -18,6 +18,7 @@ __all__ = [
     "modulus",
     "rfft",
     "rfft_adjoint",
+    "one_sided_scale",
     "fold_mean",
     "reflect_pad",
     "circulant_decimation_matrix",
@@ -40,7 +41,15 @@ class _Modulus(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor) -> Tensor:
         planes, out = ctx.saved_tensors
         # out >= MODULUS_EPS > 0 in float32/float64 (the transform never runs in half precision)
-        return planes * (grad_out / out).unsqueeze(-3)
+        ratio = grad_out / out
+        if torch.is_grad_enabled():  # create_graph: differentiable operations only
+            return planes * ratio.unsqueeze(-3)
+        # the same product, one plane at a time: a broadcast over the size-2 plane axis runs about
+        # three times slower on CPU (measured on (4, 2, 10, 65536) float32)
+        grad = torch.empty_like(planes)
+        torch.mul(planes.select(-3, 0), ratio, out=grad.select(-3, 0))
+        torch.mul(planes.select(-3, 1), ratio, out=grad.select(-3, 1))
+        return grad
 
 
 def modulus(planes: Tensor) -> Tensor:
@@ -60,7 +69,9 @@ def modulus(planes: Tensor) -> Tensor:
 
 
 @functools.lru_cache(maxsize=64)
-def _one_sided_scale(n_bins: int, n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+def one_sided_scale(n_bins: int, n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Factors of the adjoint of ``rfft`` (length ``n``) per bin, for (Re, Im): 1 on bin 0 (and on
+    bin ``n/2`` for even ``n``), 1/2 on the bins a real inverse FFT counts twice. Shape ``(n_bins, 2)``."""
     scale = torch.full((n_bins, 2), 0.5, dtype=dtype, device=device)
     scale[0] = 1.0
     if n % 2 == 0:
@@ -75,7 +86,7 @@ def rfft_adjoint(g: Tensor, n: int) -> Tensor:
     Shape: ``(..., n // 2 + 1) -> (..., n)``.
     """
     g = g.resolve_conj()
-    scale = _one_sided_scale(g.shape[-1], n, g.real.dtype, g.device)
+    scale = one_sided_scale(g.shape[-1], n, g.real.dtype, g.device)
     return torch.fft.irfft(torch.view_as_complex(torch.view_as_real(g) * scale), n=n, norm="forward")
 
 

@@ -268,12 +268,16 @@ class TimeFrequencyScattering(nn.Module):
         """``(k1, start, stop)`` of the first-order groups feeding rows ``n1 < n1_max``."""
         return [(k1, start, min(stop, n1_max)) for k1, start, stop in self._k1_groups if start < n1_max]
 
-    def first_order_groups(self, x_rfft: Tensor, n1_max: int) -> Iterator[tuple[int, Tensor, Tensor]]:
+    def first_order_groups(
+        self, x_rfft: Tensor, n1_max: int, *, spectra: bool = True
+    ) -> Iterator[tuple[int, Tensor, Tensor | None]]:
         """Yield ``(k1, U1, rfft(U1))`` group by group for first-order filters ``n1 < n1_max``
-        (a generator: a single path consumes each group before the next one is computed)."""
+        (a generator: a single path consumes each group before the next one is computed);
+        ``(k1, U1, None)`` with ``spectra=False``, for one second-order wavelet, which then takes
+        the ``rfft`` itself (:func:`~scrapl.jtfs.window.synthesize_real`)."""
         for k1, start, stop in self._used_groups(n1_max):
             U1 = core.first_order(x_rfft, self._psi1_window(k1, start, stop, x_rfft.real.dtype))
-            yield k1, U1, rfft(U1)
+            yield k1, U1, (rfft(U1) if spectra else None)
 
     def _psi1_window(self, k1: int, start: int, stop: int, dtype: torch.dtype) -> Window:
         """Window of first-order filters ``start .. stop - 1`` at decimation ``k1`` (cached)."""
@@ -285,18 +289,22 @@ class TimeFrequencyScattering(nn.Module):
 
     def first_order(self, x_rfft: Tensor, n1_max: int) -> FirstOrder:
         """``(k1, U1, rfft(U1))`` for first-order filters ``n1 < n1_max``, grouped by decimation."""
-        return list(self.first_order_groups(x_rfft, n1_max))
+        return [(k1, U1, rfft(U1)) for k1, U1, _ in self.first_order_groups(x_rfft, n1_max, spectra=False)]
 
-    def second_order(self, U1: Iterable[tuple[int, Tensor, Tensor]], n2: int, j2: int, n1_max: int) -> Tensor:
+    def second_order(
+        self, U1: Iterable[tuple[int, Tensor, Tensor | None]], n2: int, j2: int, n1_max: int
+    ) -> Tensor:
         """``Y[n2]`` on ``U1[n1]``, ``n1 < n1_max``, as stacked planes ``(Re Y; Im Y)``:
-        shape ``(B, 2 n1_max, Np/2**j2)``. ``U1`` may be a generator (consumed group by group)."""
+        shape ``(B, 2 n1_max, Np/2**j2)``. ``U1`` may be a generator (consumed group by group);
+        a group's ``rfft(U1)`` is used when given, else taken from ``U1``."""
         groups = self._used_groups(n1_max)
         levels = tuple(k1 for k1, _, _ in groups)
         parts: list[Tensor] = []
-        for (_, start, stop), (_, _, U1_rfft) in zip(groups, U1, strict=False):
-            windows = self.psi2_windows(n2, j2, levels, U1_rfft.real.dtype)
+        for (_, start, stop), (_, U1_k, U1_rfft) in zip(groups, U1, strict=False):
+            rows = U1_k if U1_rfft is None else U1_rfft
+            windows = self.psi2_windows(n2, j2, levels, U1_k.dtype)
             window = windows[len(parts)]
-            parts.append(core.second_order_temporal(U1_rfft[..., : stop - start, :], window))
+            parts.append(core.second_order_temporal(rows[..., : stop - start, :], window))
         Y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-2)  # (B, 2, n1_max, M)
         return Y.flatten(-3, -2)  # (B, 2 n1_max, M): Re rows, then Im rows
 
@@ -312,7 +320,7 @@ class TimeFrequencyScattering(nn.Module):
 
         def chunk(x_rfft: Tensor, k1: int, start: int, stop: int, window: Window) -> Tensor:
             U1 = core.first_order(x_rfft, self._psi1_window(k1, start, stop, x_rfft.real.dtype))
-            return core.second_order_temporal(rfft(U1), window)
+            return core.second_order_temporal(U1, window)
 
         parts: list[Tensor] = []
         for (k1, start, stop), window in zip(groups, windows, strict=True):
@@ -389,7 +397,7 @@ class TimeFrequencyScattering(nn.Module):
         if self.low_memory:
             Y = self.second_order_chunked(x_rfft, p.n2, p.j2, n1_max)
         else:
-            U1 = self.first_order_groups(x_rfft, n1_max)  # streamed group by group
+            U1 = self.first_order_groups(x_rfft, n1_max, spectra=False)  # streamed group by group
             Y = self.second_order(U1, p.n2, p.j2, n1_max)
         return self.frequential(Y, [p])[0]
 
