@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from scrapl import TimeFrequencyScattering
-from scrapl.jtfs import ops, window
+from scrapl.jtfs import core, ops, window
 from scrapl.jtfs.full import unpad_frames
 from scrapl.jtfs.ops import fold_mean
 
@@ -318,3 +318,35 @@ def test_modulus_backward_same_with_and_without_create_graph():
     expected = planes * (g / (planes.square().sum(1).sqrt() + ops.MODULUS_EPS))[:, None]
     torch.testing.assert_close(fast, expected, rtol=1e-15, atol=0)
     assert (fast[0, :, 1, 5] == 0).all()
+
+
+def test_wide_runs_read_from_the_full_spectrum_equal_gathered_runs(monkeypatch):
+    """Given the full spectrum, one-sided synthesis reads runs of at least ``DIRECT_MIN_BINS`` bins
+    as slices of it (conjugate bins included): the same planes as gathering them through ``bins``,
+    for runs across the Nyquist bin and across bin 0, and the same gradient."""
+    h = torch.zeros(3, 64, dtype=torch.float64)
+    for g, lo in enumerate((28, 60, 5)):
+        h[g, torch.arange(lo, lo + 9) % 64] = torch.linspace(0.2, 1.0, 9, dtype=torch.float64)
+    w = window.make_window(h, 0)
+    assert w.one_sided and w.starts == (28, 60, 5)
+    spec = torch.fft.rfft(torch.randn(2, 64, dtype=torch.float64)).requires_grad_(True)
+    full = window.full_spectrum(spec, 64, 9)
+    gathered = window.synthesize(spec, w)
+    monkeypatch.setattr(window, "DIRECT_MIN_BINS", 1)
+    sliced = window.synthesize(spec, w, full)
+    torch.testing.assert_close(sliced, gathered, rtol=0, atol=1e-15)
+    g = torch.randn_like(sliced)
+    torch.testing.assert_close(*torch.autograd.grad([sliced, gathered], [spec, spec], [g, g]))
+
+
+def test_widest_first_order_group_read_from_the_full_spectrum_matches():
+    """The paper configuration's widest first-order group (10 runs of 22061 bins, some across the
+    Nyquist bin) qualifies for the slice route, which matches the gather route to float32 rounding."""
+    jtfs = TimeFrequencyScattering(shape=32768, J=12, Q1=8, Q2=2, J_fr=3, Q_fr=2, T=4096, F=8)
+    k1, start, stop = jtfs._k1_groups[0]
+    w = jtfs._psi1_window(k1, start, stop, torch.float32)
+    assert w.one_sided and w.bins.shape[-1] >= window.DIRECT_MIN_BINS
+    x = torch.randn(1, 32768)
+    X = jtfs.padded_spectrum(x)
+    full = window.full_spectrum(X, jtfs.config.Np, w.bins.shape[-1])
+    torch.testing.assert_close(core.first_order(X, w, full), core.first_order(X, w), rtol=1e-5, atol=1e-6)

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 
-def first_order(x_rfft: Tensor, window: Window) -> Tensor:
+def first_order(x_rfft: Tensor, window: Window, full: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Return the first-order scalograms ``U1 = |IDFT(fold_mean(DFT(x_pad) psi1_f, k1))|_eps``.
 
     Each wavelet's band is placed at bin 0 of the decimated spectrum instead of at its own
@@ -52,11 +52,13 @@ def first_order(x_rfft: Tensor, window: Window) -> Tensor:
         x_rfft: half spectrum of the padded signals. Shape ``(B, Np/2 + 1)``.
         window: :class:`~scrapl.jtfs.window.Window` of ``G`` first-order wavelets sharing the
             decimation ``k1`` (``min(j1, log2_T)``), runs at offset 0.
+        full: optionally, :func:`~scrapl.jtfs.window.full_spectrum` of ``x_rfft``, shared by the
+            groups (wide runs are then read from it as slices).
 
     Returns:
         Shape ``(B, G, Np / 2**k1)`` real.
     """
-    return modulus(synthesize(x_rfft, window))
+    return modulus(synthesize(x_rfft, window, full))
 
 
 def second_order_temporal(U1: Tensor, window: Window) -> Tensor:

@@ -25,7 +25,7 @@ from .config import AveragingArg, JTFSConfig
 from .filterbank import FilterBank, JTFSPath
 from .full import full_paths, full_transform
 from .ops import circulant_decimation_matrix, reflect_pad, rfft
-from .window import Window, band_hull, make_window
+from .window import DIRECT_MIN_BINS, Window, band_hull, full_spectrum, make_window
 
 __all__ = ["TimeFrequencyScattering"]
 
@@ -275,8 +275,15 @@ class TimeFrequencyScattering(nn.Module):
         (a generator: a single path consumes each group before the next one is computed);
         ``(k1, U1, None)`` with ``spectra=False``, for one second-order wavelet, which then takes
         the ``rfft`` itself (:func:`~scrapl.jtfs.window.synthesize_real`)."""
-        for k1, start, stop in self._used_groups(n1_max):
-            U1 = core.first_order(x_rfft, self._psi1_window(k1, start, stop, x_rfft.real.dtype))
+        dtype = x_rfft.real.dtype
+        groups = self._used_groups(n1_max)
+        windows = [(k1, self._psi1_window(k1, start, stop, dtype)) for k1, start, stop in groups]
+        wide = [w.bins.shape[-1] for _, w in windows if w.one_sided]
+        wide = [S for S in wide if S >= DIRECT_MIN_BINS]
+        # the full spectrum is built once for all groups whose runs are read from it as slices
+        full = full_spectrum(x_rfft, self.config.Np, max(wide)) if wide else None
+        for k1, window in windows:
+            U1 = core.first_order(x_rfft, window, full)
             yield k1, U1, (rfft(U1) if spectra else None)
 
     def _psi1_window(self, k1: int, start: int, stop: int, dtype: torch.dtype) -> Window:

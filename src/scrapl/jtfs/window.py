@@ -38,7 +38,15 @@ from torch import Tensor
 
 from .ops import one_sided_scale
 
-__all__ = ["Window", "band_hull", "make_window", "synthesize", "synthesize_real", "place"]
+__all__ = [
+    "Window",
+    "band_hull",
+    "make_window",
+    "full_spectrum",
+    "synthesize",
+    "synthesize_real",
+    "place",
+]
 
 
 class Window(NamedTuple):
@@ -55,6 +63,11 @@ class Window(NamedTuple):
         offset: first bin of the run in the output spectrum.
         n_out: length of the inverse DFT.
         one_sided: synthesise with two real inverse FFTs (the run lies in ``0 .. n_out/2 - 1``).
+        starts: per-filter runs only: the first bin of each run in the full spectrum (of ``n_in``
+            bins), for :func:`synthesize` given a :func:`full_spectrum`.
+        direct_weight: per-filter runs only: ``weight`` for bins read from the full spectrum,
+            where no bin is read conjugated, ``(G, S, 2)``.
+        n_in: per-filter runs only: length of the full spectrum.
     """
 
     bins: Tensor
@@ -63,6 +76,9 @@ class Window(NamedTuple):
     offset: int
     n_out: int
     one_sided: bool
+    starts: tuple[int, ...] = ()
+    direct_weight: Tensor | None = None
+    n_in: int = 0
 
 
 def _circular_hull(mask: Tensor) -> tuple[int, int]:
@@ -114,10 +130,50 @@ def make_window(h_f: Tensor, s: int, *, shift: int | None = None, rel_tol: float
         half[int(offset == 0) :] = 0.5  # irfft doubles every bin but 0 (and n/2, never used)
     index = torch.where(k <= M // 2, k, M - k)
     if single:
-        index, pair = index[0], pair[0]
+        weight, adjoint_weight = (pair[0] * half).contiguous(), (pair[0] / n_out).contiguous()
+        return Window(index[0], weight, adjoint_weight, int(offset), n_out, one_sided)
     return Window(
-        index, (pair * half).contiguous(), (pair / n_out).contiguous(), int(offset), n_out, one_sided
+        index,
+        (pair * half).contiguous(),
+        (pair / n_out).contiguous(),
+        int(offset),
+        n_out,
+        one_sided,
+        starts=tuple(int(a) for a, _ in hulls),
+        direct_weight=(torch.stack([w, w], dim=-1) * half).contiguous(),
+        n_in=M,
     )
+
+
+DIRECT_MIN_BINS = 1024
+"""A one-sided synthesis given a :func:`full_spectrum` reads runs at least this wide as slices of
+it, one filter at a time, instead of gathering them through ``bins``: no gathered copy, and each
+slice is read while it is in cache."""
+
+
+def full_spectrum(spectrum: Tensor, n: int, extra: int) -> tuple[Tensor, Tensor]:
+    """The full spectrum ``V`` of real signals of length ``n`` from their half spectrum, extended
+    circularly by ``extra`` bins, and ``-i V``, as real views ``(B, n + extra, 2)``.
+
+    With them, :func:`synthesize` reads every run of a per-filter window (``S <= extra`` bins) as
+    one slice, conjugate bins included.
+    """
+    H = spectrum.shape[-1]
+    with torch.no_grad():
+        full = torch.cat([spectrum, spectrum[..., 1 : n - H + 1].flip(-1).conj()], dim=-1)
+        full = torch.cat([full, full[..., :extra]], dim=-1).resolve_conj()
+        return torch.view_as_real(full), torch.view_as_real(full * -1j)
+
+
+def _weighted_runs(full: tuple[Tensor, Tensor], window: Window, run: Tensor) -> None:
+    """Write ``V`` and ``-i V`` weighted (each ``(B, G, S)`` complex) into ``run[:, 0]`` and
+    ``run[:, 1]``, reading each filter's run as a slice of ``full`` (:func:`full_spectrum`)."""
+    S = window.bins.shape[-1]
+    assert window.direct_weight is not None  # per-filter windows always have one
+    for p, source in enumerate(full):
+        out = torch.view_as_real(run.select(-3, p))  # (B, G, S, 2)
+        for g, a in enumerate(window.starts):
+            torch.mul(source[..., a : a + S, :], window.direct_weight[g], out=out[..., g, :, :])
 
 
 def place(V: Tensor, start: int, n_out: int) -> Tensor:
@@ -144,10 +200,10 @@ def _bins(spectrum: Tensor, window: Window) -> Tensor:
     return spectrum.index_select(-1, window.bins)
 
 
-def _synthesize(spectrum: Tensor, window: Window) -> Tensor:
-    bins = torch.view_as_real(_bins(spectrum, window))  # (B, G, S, 2)
-    n, (G, S) = window.n_out, bins.shape[-3:-1]
-    lead = bins.shape[:-3]
+def _synthesize(spectrum: Tensor, window: Window, full: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    n, S = window.n_out, window.bins.shape[-1]
+    G = window.bins.shape[0] if window.bins.dim() == 2 else spectrum.shape[-2]
+    lead = spectrum.shape[:-1] if window.bins.dim() == 2 else spectrum.shape[:-2]
     if window.one_sided:
         # the two half spectra (B, 2, G, n/2 + 1), every entry written once: zeros around the run,
         # the weighted run V for Re u, -i V for Im u
@@ -155,9 +211,14 @@ def _synthesize(spectrum: Tensor, window: Window) -> Tensor:
         halves[..., : window.offset].zero_()
         halves[..., window.offset + S :].zero_()
         run = halves[..., window.offset : window.offset + S]
-        torch.mul(bins, window.weight, out=torch.view_as_real(run.select(-3, 0)))
-        torch.mul(run.select(-3, 0), -1j, out=run.select(-3, 1))
+        if full is not None and window.starts and S >= DIRECT_MIN_BINS:
+            _weighted_runs(full, window, run)
+        else:
+            bins = torch.view_as_real(_bins(spectrum, window))  # (B, G, S, 2)
+            torch.mul(bins, window.weight, out=torch.view_as_real(run.select(-3, 0)))
+            torch.mul(run.select(-3, 0), -1j, out=run.select(-3, 1))
         return torch.fft.irfft(halves, n=n)  # (B, 2, G, n): Re u, Im u
+    bins = torch.view_as_real(_bins(spectrum, window))  # (B, G, S, 2)
     V = torch.view_as_complex(bins * window.weight)
     u = torch.fft.ifft(place(V, window.offset, n))
     return torch.stack([u.real, u.imag], dim=-3)
@@ -204,13 +265,13 @@ def _adjoint_real(g: Tensor, window: Window, n: int) -> Tensor:
 
 class _Synthesis(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, spectrum: Tensor, window: Window) -> Tensor:
+    def forward(ctx, spectrum: Tensor, window: Window, full: tuple[Tensor, Tensor] | None) -> Tensor:
         ctx.window, ctx.n_in = window, spectrum.shape[-1]
-        return _synthesize(spectrum, window)
+        return _synthesize(spectrum, window, full)
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        return _adjoint(g, ctx.window, ctx.n_in), None
+        return _adjoint(g, ctx.window, ctx.n_in), None, None
 
 
 class _RealSynthesis(torch.autograd.Function):
@@ -224,7 +285,7 @@ class _RealSynthesis(torch.autograd.Function):
         return _adjoint_real(g, ctx.window, ctx.n), None
 
 
-def synthesize(spectrum: Tensor, window: Window) -> Tensor:
+def synthesize(spectrum: Tensor, window: Window, full: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Return ``u = IDFT_n(placed run of spectrum · filter)`` of every row as real planes.
 
     Args:
@@ -232,6 +293,9 @@ def synthesize(spectrum: Tensor, window: Window) -> Tensor:
             with per-filter runs (``bins`` of shape ``(G, S)``), ``(B, G, H)`` for a window of one
             filter (``bins`` of shape ``(S,)``).
         window: the :class:`Window`.
+        full: optionally, :func:`full_spectrum` of ``spectrum`` (built once for several windows):
+            per-filter runs of at least :data:`DIRECT_MIN_BINS` bins are then read from it as
+            slices (the same values, faster).
 
     Returns:
         Shape ``(B, 2, G, n_out)`` real: ``[:, 0]`` is ``Re u``, ``[:, 1]`` is ``Im u``.
@@ -242,7 +306,7 @@ def synthesize(spectrum: Tensor, window: Window) -> Tensor:
         >>> tuple(planes.shape)
         (3, 2, 2, 8)
     """
-    return _Synthesis.apply(spectrum, window)
+    return _Synthesis.apply(spectrum, window, full)
 
 
 def synthesize_real(signal: Tensor, window: Window) -> Tensor:
