@@ -70,6 +70,7 @@ class DemoConfig:
         eval_every: validation period in steps.
         n_train, n_val, n_test: split sizes.
         warmup_batch, warmup_iters: θ-IS warmup batch size and power-iteration steps.
+        warmup_tol: the power iteration stops when λ changes by less than this (relative).
         warmup_on: "encoder" (curvature through the encoder's initial weights, the paper's) or
             "theta" (with respect to the synth parameters, at predictions drawn from the prior).
         min_prob_frac: θ-IS floor: the fraction of the probability mass spread uniformly.
@@ -104,6 +105,7 @@ class DemoConfig:
     n_test: int = 512
     warmup_batch: int = 8
     warmup_iters: int = 20
+    warmup_tol: float = 1e-4
     warmup_on: str = "encoder"
     min_prob_frac: float = 0.5
     encoder_channels: tuple[int, ...] = (16, 32, 32, 64)
@@ -124,6 +126,12 @@ class DemoConfig:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.warmup_on not in WARMUP_ON:
             raise ValueError(f"warmup_on must be 'encoder' or 'theta', got {self.warmup_on!r}")
+        if (
+            isinstance(self.warmup_tol, bool)
+            or not isinstance(self.warmup_tol, (int, float))
+            or not (0.0 < self.warmup_tol < 1.0)
+        ):
+            raise ValueError(f"warmup_tol must be in (0, 1), got {self.warmup_tol!r}")
         if self.warmup_iters < 2:
             raise ValueError(f"warmup_iters must be >= 2, got {self.warmup_iters!r}")
         if self.draw_seed is not None and (

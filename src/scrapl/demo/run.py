@@ -150,6 +150,7 @@ def theta_is_warmup(
         synth_fn_kwargs=[{"shifts": shifts_hat.to(device)}],
         save_dir=None if save_dir is None else str(save_dir),
         n_iter=cfg.warmup_iters,
+        tol=cfg.warmup_tol,
         seed=cfg.seed,
         progress=progress,
     )
