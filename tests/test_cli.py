@@ -64,6 +64,7 @@ def test_paths_demo_uses_the_demo_configuration(capsys):
         (["demo", "--steps", "0"], "must be a positive int"),
         (["demo", "--draw-seed", "x"], "invalid int value"),
         (["demo", "--warmup-on", "weights"], "invalid choice: 'weights'"),
+        (["demo", "--warmup-batch", "0"], "warmup_batch must be a positive int"),
         (["demo", "--quick", "--paper"], "not allowed with argument"),
         (["frobnicate"], "invalid choice"),
     ],

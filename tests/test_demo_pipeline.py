@@ -159,6 +159,25 @@ def test_theta_warmup_values_are_the_per_example_curvatures():
         replace(cfg, warmup_on="weights")
 
 
+def test_warmup_tol_stops_the_power_iterations():
+    """``warmup_tol`` reaches the power iteration: a loose tolerance stops every operator at least
+    as early as a tight one, and some earlier; bad values are refused."""
+    cfg = replace(QUICK, warmup_on="theta", warmup_batch=2, warmup_iters=30)
+    synth = build_synth(cfg)
+    data = make_data(synth, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, seed=cfg.seed)
+    iters = {}
+    for tol in (1e-6, 1e-2):
+        loss = build_loss(cfg)
+        result = theta_is_warmup(
+            replace(cfg, warmup_tol=tol), loss, build_encoder(cfg), synth, data, save_dir=None, progress=False
+        )
+        iters[tol] = torch.cat([r.n_iters for c in result.convergence.values() for r in c])
+    assert (iters[1e-2] <= iters[1e-6]).all() and (iters[1e-2] < iters[1e-6]).any()
+    for bad in (0.0, 1.0, "1e-3", True):
+        with pytest.raises(ValueError, match="warmup_tol must be in"):
+            replace(cfg, warmup_tol=bad)
+
+
 def test_supervised_training_decreases_the_validation_error():
     """80 steps of the (tiny) quick encoder: the validation L1 error drops by more than a fifth."""
     cfg = replace(QUICK, steps=80, batch_size=8)

@@ -95,6 +95,11 @@ def _add_demo_parser(sub) -> None:
         help="θ-IS warmup curvature through the encoder's initial weights (the paper's) or with "
         "respect to the synth parameters at predictions drawn from the prior",
     )
+    p.add_argument(
+        "--warmup-batch",
+        type=int,
+        help="number of training examples the θ-IS warmup is made on (default: the preset's)",
+    )
     p.add_argument("--out-dir", default="scrapl_demo", help="output directory (default: scrapl_demo)")
     p.add_argument("--runs", help=f"comma-separated subset of {','.join(RUNS)}")
     p.add_argument(
@@ -217,6 +222,7 @@ def _cmd_demo(args, parser: argparse.ArgumentParser) -> int:
             seed=args.seed,
             draw_seed=args.draw_seed,
             warmup_on=args.warmup_on,
+            warmup_batch=args.warmup_batch,
             runs=runs,
             am=args.am,
             fm=args.fm,
