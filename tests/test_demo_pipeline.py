@@ -129,7 +129,7 @@ def test_theta_warmup_values_are_the_per_example_curvatures():
     """``warmup_on="theta"``: θ̂ is its own encoder, so ``A_u`` is the ``θ_u`` block of the Hessian
     of the path loss in θ̂, diagonal over the examples (the loss is a mean of per-example terms):
     its dominant eigenvalue is ``max_b |∂²L_p/∂θ̂_{b,u}²|``, checked against double autograd."""
-    cfg = replace(QUICK, warmup_on="theta", warmup_batch=3, warmup_iters=60)
+    cfg = replace(QUICK, warmup_on="theta", warmup_batch=3, warmup_iters=60, warmup_tol=1e-6)
     synth = build_synth(cfg)
     data = make_data(synth, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, seed=cfg.seed)
     encoder, loss = build_encoder(cfg), build_loss(cfg)
