@@ -21,7 +21,7 @@ alone. ``H`` is built from Hessian-vector products in θ-space:
   a response that vanishes, exactly, off ``b0``; if it does not (norm off ``b0`` above
   ``block_rtol`` times the norm on ``b0``), the examples are coupled and the full matrix is built.
   The probe tests the structure, not the values: in float32 the double backward through a JTFS
-  path is only accurate to a few per cent (the demo's path 0: ``‖Hz − blocks·z‖ / ‖Hz‖`` of
+  path is only accurate to a few per cent (the demo's paths 0-2: ``‖Hz − blocks·z‖ / ‖Hz‖`` of
   3-7 % for a loss that is exactly per-example), so comparing values would reject blocks that are
   right and build all ``B·nθ`` columns, just as noisy, at ``B`` times the cost. Coupling that
   leaves ``b0`` out (say, only between examples 3 and 5) is not seen; batch statistics couple
