@@ -177,6 +177,36 @@ def test_seeded_init_is_shard_and_order_invariant():
     assert torch.equal(torch.get_rng_state(), state)  # seeded init leaves the global RNG alone
 
 
+def test_chain_init_starts_from_the_previous_paths_eigenvectors(monkeypatch):
+    """init="chain": path 0 starts seeded, every next computed path from the eigenvectors of the
+    one before; converged values are those of seeded starts, per group too (agg="mean")."""
+    import scrapl.warmup.driver as driver
+
+    for agg in ("none", "mean"):
+        starts: dict[int, list[torch.Tensor]] = {}
+        real = driver.path_curvatures
+
+        def spy(starts=starts, real=real, **kw):
+            starts[kw["path_idx"]] = [v.clone() for v in kw["init_vectors"]]
+            return real(**kw)
+
+        monkeypatch.setattr(driver, "path_curvatures", spy)
+        chain = call(init="chain", n_iter=400, tol=1e-12, agg=agg)
+        monkeypatch.setattr(driver, "path_curvatures", real)
+        seeded = call(n_iter=400, tol=1e-12, agg=agg)
+        first = call(init="seeded", end_path_idx=1, n_iter=400, tol=1e-12, agg=agg)
+        assert torch.equal(chain.vals[0], first.vals[0])  # path 0: the seeded start
+        for p in range(1, 4):
+            for g, start in enumerate(starts[p]):
+                assert torch.equal(start, chain.convergence[p - 1][g].eigenvectors)
+        for p in range(4):
+            torch.testing.assert_close(chain.vals[p], seeded.vals[p], rtol=1e-4, atol=0)
+        assert chain.config["init"] == "chain"
+    # a range (or a resumed run) restarts the chain: its first path starts seeded
+    assert torch.equal(call(init="chain", start_path_idx=2, n_iter=3).vals[2], call(n_iter=3).vals[2])
+    assert not torch.equal(call(init="chain", n_iter=3).vals[2], call(n_iter=3).vals[2])
+
+
 def _reference_draws(n_draws: int, dim: int) -> None:
     for _ in range(n_draws):  # per path and θ: rand(n) then an unused randn(n)
         torch.rand(dim)

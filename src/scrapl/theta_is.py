@@ -247,8 +247,10 @@ class ThetaISMixin:
             tol: stop a power iteration when the relative change of λ is below this (1e-4).
             engine: ``"factored"`` (θ-space Hessian, default) or ``"direct"`` (the reference's
                 double backward through the loss at every product).
-            init: ``"seeded"`` start vectors from ``seed`` (default) or ``"reference"``
-                (scrapl-loss 0.1.0's draws from the global RNG).
+            init: ``"seeded"`` start vectors from ``seed`` (default), ``"reference"``
+                (scrapl-loss 0.1.0's draws from the global RNG) or ``"chain"`` (each path from
+                the previous computed path's eigenvectors: fewer products, order-dependent
+                values; see :func:`~scrapl.warmup.driver.run_warmup`).
             seed: seed of the start vectors.
             distributed: shard over ``torch.distributed`` ranks (None: if initialised).
             strict_determinism: raise instead of warning for a non-deterministic encoder/synth.

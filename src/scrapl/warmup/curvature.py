@@ -15,7 +15,7 @@ from .power import PowerIterationResult, ReferenceInitStream, power_iteration, s
 __all__ = ["Engine", "InitMode", "path_curvatures", "start_vectors"]
 
 Engine = Literal["factored", "direct"]
-InitMode = Literal["seeded", "reference"]
+InitMode = Literal["seeded", "reference", "chain"]
 
 
 def path_curvatures(
