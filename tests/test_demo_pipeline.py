@@ -176,6 +176,18 @@ def test_warmup_tol_stops_the_power_iterations():
     for bad in (0.0, 1.0, "1e-3", True):
         with pytest.raises(ValueError, match="warmup_tol must be in"):
             replace(cfg, warmup_tol=bad)
+    chained = theta_is_warmup(
+        replace(cfg, warmup_init="chain"),
+        build_loss(cfg),
+        build_encoder(cfg),
+        synth,
+        data,
+        save_dir=None,
+        progress=False,
+    )
+    assert chained.config["init"] == "chain"
+    with pytest.raises(ValueError, match="warmup_init must be 'seeded' or 'chain'"):
+        replace(cfg, warmup_init="reference")
 
 
 def test_supervised_training_decreases_the_validation_error():

@@ -46,7 +46,7 @@ Why the default looks the way it does (measured on a 2-core CPU box, see ``docs/
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from ..jtfs.config import AveragingArg
 
@@ -72,6 +72,8 @@ class DemoConfig:
         n_train, n_val, n_test: split sizes.
         warmup_batch, warmup_iters: θ-IS warmup batch size and power-iteration steps.
         warmup_tol: the power iteration stops when λ changes by less than this (relative).
+        warmup_init: the power iteration's start vectors: "seeded" (every path from its own
+            seeded vector) or "chain" (each path from the previous path's eigenvectors).
         warmup_on: "encoder" (curvature through the encoder's initial weights, the paper's) or
             "theta" (with respect to the synth parameters, at predictions drawn from the prior).
         min_prob_frac: θ-IS floor: the fraction of the probability mass spread uniformly.
@@ -107,6 +109,7 @@ class DemoConfig:
     warmup_batch: int = 16
     warmup_iters: int = 20
     warmup_tol: float = 1e-3
+    warmup_init: Literal["seeded", "chain"] = "seeded"
     warmup_on: str = "encoder"
     min_prob_frac: float = 0.5
     encoder_channels: tuple[int, ...] = (16, 32, 32, 64)
@@ -133,6 +136,8 @@ class DemoConfig:
             or not (0.0 < self.warmup_tol < 1.0)
         ):
             raise ValueError(f"warmup_tol must be in (0, 1), got {self.warmup_tol!r}")
+        if self.warmup_init not in ("seeded", "chain"):
+            raise ValueError(f"warmup_init must be 'seeded' or 'chain', got {self.warmup_init!r}")
         if self.warmup_iters < 2:
             raise ValueError(f"warmup_iters must be >= 2, got {self.warmup_iters!r}")
         if self.draw_seed is not None and (
