@@ -159,9 +159,10 @@ def test_theta_warmup_values_are_the_per_example_curvatures():
         replace(cfg, warmup_on="weights")
 
 
-def test_warmup_tol_stops_the_power_iterations():
+def test_warmup_tol_and_init_reach_the_power_iterations():
     """``warmup_tol`` reaches the power iteration: a loose tolerance stops every operator at least
-    as early as a tight one, and some earlier; bad values are refused."""
+    as early as a tight one, and some earlier; ``warmup_init`` is the warmup's ``init``; bad values
+    of either are refused."""
     cfg = replace(QUICK, warmup_on="theta", warmup_batch=2, warmup_iters=30)
     synth = build_synth(cfg)
     data = make_data(synth, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, seed=cfg.seed)

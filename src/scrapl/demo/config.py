@@ -50,10 +50,11 @@ from typing import Any, Literal
 
 from ..jtfs.config import AveragingArg
 
-__all__ = ["DemoConfig", "RUNS", "WARMUP_ON", "PRESETS", "preset"]
+__all__ = ["DemoConfig", "RUNS", "WARMUP_INIT", "WARMUP_ON", "PRESETS", "preset"]
 
 RUNS: tuple[str, ...] = ("scrapl_theta_is", "scrapl_uniform", "mss", "supervised")
 WARMUP_ON: tuple[str, ...] = ("encoder", "theta")  # what the θ-IS warmup differentiates through
+WARMUP_INIT: tuple[str, ...] = ("seeded", "chain")  # the power iteration's start vectors
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ class DemoConfig:
             or not (0.0 < self.warmup_tol < 1.0)
         ):
             raise ValueError(f"warmup_tol must be in (0, 1), got {self.warmup_tol!r}")
-        if self.warmup_init not in ("seeded", "chain"):
+        if self.warmup_init not in WARMUP_INIT:
             raise ValueError(f"warmup_init must be 'seeded' or 'chain', got {self.warmup_init!r}")
         if self.warmup_iters < 2:
             raise ValueError(f"warmup_iters must be >= 2, got {self.warmup_iters!r}")
