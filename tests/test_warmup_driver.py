@@ -65,6 +65,7 @@ BAD = [
     ("engine", lambda: {"engine": "fast"}, ValueError, "engine"),
     ("theta_batching", lambda: {"theta_batching": "auto"}, ValueError, "theta_batching"),
     ("hessian", lambda: {"hessian": "diag"}, ValueError, "hessian"),
+    ("jacobian", lambda: {"jacobian": True}, ValueError, "jacobian"),
     ("init", lambda: {"init": "rand"}, ValueError, "init"),
     ("seed", lambda: {"seed": 1.5}, TypeError, "seed"),
     ("path_loss", lambda: {"path_loss": None}, TypeError, "path_loss must be callable"),
@@ -147,6 +148,90 @@ def test_engines_agree(theta_batching):
     factored = call(engine="factored", n_iter=30, tol=1e-9, theta_batching=theta_batching)
     for p in range(4):
         torch.testing.assert_close(factored.vals[p], direct.vals[p], rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("agg", ["none", "mean"])
+def test_jacobian_modes_agree_and_j_is_built_once_per_run(agg, monkeypatch):
+    """jacobian="on" (J built once per run, J v and Jᵀ Y as matrix products) and "off" (two
+    backward passes per product) give the same values, per group too; "auto" builds J only when
+    the run expects at least twice as many products as θ has entries (here 3 · 3 = 9)."""
+    import scrapl.warmup.curvature as curvature
+
+    built = []
+    real = curvature.encoder_jacobian
+
+    def spy(theta, params):
+        built.append(theta.shape)
+        return real(theta, params)
+
+    monkeypatch.setattr(curvature, "encoder_jacobian", spy)
+    toy = make_toy()
+    on = call(toy, jacobian="on", n_iter=60, tol=1e-12, agg=agg)
+    assert built == [(3, 3)]  # one J for 4 paths and every group
+    assert toy.calls["theta_fn"] == 1 + 2  # one forward per run (+ 2 by the determinism check)
+    off = call(jacobian="off", n_iter=60, tol=1e-12, agg=agg)
+    assert len(built) == 1
+    for p in range(4):
+        torch.testing.assert_close(on.vals[p], off.vals[p], rtol=1e-9, atol=0)
+    call(end_path_idx=2, n_iter=4)  # auto: 2 paths · 3 θ · 4 // 2 = 12 expected products < 18
+    assert len(built) == 1
+    call(end_path_idx=2, n_iter=6)  # 18: built
+    assert len(built) == 2
+
+
+def test_shared_encoder_auto_rule_and_memory_cap():
+    from scrapl.warmup.curvature import SharedEncoder
+
+    toy = make_toy()
+    n = sum(p.numel() for p in toy.params)
+    for jac, expected, cap, want in [
+        ("auto", 18, 2**28, True),
+        ("auto", 17, 2**28, False),
+        ("auto", 10**6, 9 * n * 8 - 1, False),  # J (9 · n float64) over the cap
+        ("on", 0, 0, True),
+        ("off", 10**6, 2**28, False),
+    ]:
+        shared = SharedEncoder(jacobian=jac, expected_products=expected, max_bytes=cap)
+        theta = shared.theta(0, _batch(toy), toy.theta_fn)
+        assert shared.theta(0, _batch(toy), toy.theta_fn) is theta  # computed once
+        J = shared.group_jacobian(0, toy.params, toy.params[2:])
+        assert (J is not None) == want
+        if want:
+            assert J.shape == (3, 3, sum(p.numel() for p in toy.params[2:]))
+
+
+def _batch(toy):
+    from scrapl.warmup import WarmupBatch
+
+    return WarmupBatch(theta_fn_kwargs=toy.theta_fn_kwargs[0], target=toy.batches[0], synth_fn_kwargs={})
+
+
+def test_hessian_probe_decides_once_per_run(monkeypatch):
+    """hessian="auto" probes the θ-Hessian's structure on the first path whose probe responds and
+    keeps the decision: the same values as building that structure on every path."""
+    import scrapl.warmup.factored as factored
+
+    probes = []
+    real = factored._block_probe
+
+    def spy(*args):
+        out = real(*args)
+        probes.append(out[2])
+        return out
+
+    monkeypatch.setattr(factored, "_block_probe", spy)
+    call(n_iter=3)
+    assert probes == [True]
+    coupled = make_toy(coupled=True)
+    auto = call(coupled, n_iter=60, tol=1e-12)
+    assert probes == [True, True]
+    full = call(coupled, hessian="full", n_iter=60, tol=1e-12)
+    for p in range(4):
+        torch.testing.assert_close(auto.vals[p], full.vals[p], rtol=1e-12, atol=0)
+    toy = make_toy()  # path 0 has no gradient: its probe says nothing, path 1 probes again
+    silent = call(toy, path_loss=lambda x_hat, x, p: toy.path_loss(x_hat, x, p) * (p > 0), n_iter=3)
+    assert probes == [True, True, False, True]
+    assert silent.vals[0].abs().max() == 0
 
 
 def test_values_and_probs_against_dense(tmp_path):

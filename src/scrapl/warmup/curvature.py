@@ -8,14 +8,82 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from .factored import FactoredCurvature, HessianMode, batch_theta_hessian
-from .hvp import DirectCurvature, PathLoss, ThetaBatching, WarmupBatch
+from .._logging import get_logger
+from .factored import BatchHessian, FactoredCurvature, HessianMode, batch_theta_hessian, encoder_jacobian
+from .hvp import DirectCurvature, PathLoss, ThetaBatching, WarmupBatch, flat_size
 from .power import PowerIterationResult, ReferenceInitStream, power_iteration, seeded_init
 
-__all__ = ["Engine", "InitMode", "path_curvatures", "start_vectors"]
+__all__ = ["Engine", "InitMode", "JacobianMode", "SharedEncoder", "path_curvatures", "start_vectors"]
 
 Engine = Literal["factored", "direct"]
 InitMode = Literal["seeded", "reference", "chain"]
+JacobianMode = Literal["auto", "on", "off"]
+
+log = get_logger("scrapl.warmup")
+
+
+class SharedEncoder:
+    """What the paths of one warmup run share (factored engine): weights and data do not change.
+
+    * Per batch kept in memory (one batch, not multibatch): the encoder output θ with its graph,
+      computed once per run instead of once per path.
+    * Per such batch and parameter group: the encoder's Jacobian ``J`` (:func:`encoder_jacobian`),
+      with ``jacobian="on"``, or ``"auto"`` when it pays and fits: it costs ``B·nθ`` backward
+      passes once and saves one per operator product, so "auto" builds it when the run expects at
+      least twice as many products (``expected_products``) and it takes at most ``max_bytes``.
+    * The θ-Hessian's structure once an ``"auto"`` probe has decided it (block-diagonal or not is
+      a property of encoder, synth and loss, not of the path): later paths skip the probe, one
+      double backward through synth and path loss each.
+
+    Args:
+        jacobian: ``"auto"``, ``"on"`` or ``"off"``.
+        expected_products: operator products the run expects (to weigh the Jacobian's cost).
+        max_bytes: the largest Jacobian "auto" builds (default 256 MiB).
+    """
+
+    def __init__(
+        self, *, jacobian: JacobianMode = "auto", expected_products: int = 0, max_bytes: int = 2**28
+    ) -> None:
+        self.jacobian, self.expected_products, self.max_bytes = jacobian, expected_products, max_bytes
+        self.structure: HessianMode | None = None  # decided by a probe
+        self._theta: dict[int, Tensor] = {}
+        self._jac: dict[int, Tensor | None] = {}  # batch -> J over all params, or None (not worth it)
+
+    def hessian_mode(self, requested: HessianMode) -> HessianMode:
+        """The mode to build the θ-Hessian with: a decided structure replaces ``"auto"``."""
+        return self.structure if requested == "auto" and self.structure is not None else requested
+
+    def record(self, requested: HessianMode, hessians: Sequence[BatchHessian], path_idx: int) -> None:
+        """Keep the structure an ``"auto"`` probe found (on any batch) for the run's next paths."""
+        if requested != "auto" or self.structure is not None:
+            return
+        if any(bh.hessian.probed for bh in hessians):
+            full = any(bh.hessian.full is not None for bh in hessians)
+            self.structure = "full" if full else "block"
+            log.debug("theta Hessian decided on path %d: %s (not probed again)", path_idx, self.structure)
+
+    def theta(self, i: int, batch: WarmupBatch, theta_fn: Callable[..., Tensor]) -> Tensor:
+        """θ of batch ``i`` with its graph (computed on first use)."""
+        if i not in self._theta:
+            self._theta[i] = theta_fn(**batch.theta_fn_kwargs)
+        return self._theta[i]
+
+    def group_jacobian(self, i: int, all_params: Sequence[Tensor], group: Sequence[Tensor]) -> Tensor | None:
+        """``(B, nθ, n_g)``: the Jacobian of batch ``i``'s θ w.r.t. ``group``, or None."""
+        if i not in self._jac:
+            theta, n = self._theta[i], flat_size(all_params)
+            nbytes = theta.numel() * n * all_params[0].element_size()
+            worth = self.expected_products >= 2 * theta.numel() and nbytes <= self.max_bytes
+            build = self.jacobian == "on" or (self.jacobian == "auto" and worth)
+            self._jac[i] = encoder_jacobian(theta, all_params).detach() if build else None
+        J = self._jac[i]
+        if J is None:
+            return None
+        offsets, start = {}, 0
+        for p in all_params:
+            offsets[id(p)] = (start, start + p.numel())
+            start += p.numel()
+        return torch.cat([J[..., offsets[id(p)][0] : offsets[id(p)][1]] for p in group], dim=-1)
 
 
 def path_curvatures(
@@ -34,6 +102,7 @@ def path_curvatures(
     theta_batching: ThetaBatching = "loop",
     hessian: HessianMode = "auto",
     multibatch: bool = False,
+    shared: SharedEncoder | None = None,
 ) -> tuple[Tensor, list[PowerIterationResult]]:
     """Estimate ``C_{u,p} = |λ_max(A_u)|`` for every θ index u and parameter group of one path.
 
@@ -54,6 +123,7 @@ def path_curvatures(
         theta_batching: ``"vmap"`` or ``"loop"`` over θ.
         hessian: θ-space Hessian mode of the factored engine.
         multibatch: recompute forwards per product (forced by several batches).
+        shared: what the run's paths share (factored engine); None: nothing is shared.
 
     Returns:
         ``(vals, results)``: ``vals`` is ``(n_groups, nθ)`` float32; one result per group.
@@ -74,6 +144,7 @@ def path_curvatures(
             theta_batching=theta_batching,
             hessian=hessian,
             multibatch=multibatch or len(batches) > 1,
+            shared=shared,
         )
 
 
@@ -93,10 +164,12 @@ def _path_curvatures(
     theta_batching,
     hessian,
     multibatch,
+    shared,
 ):
     hessians = None
+    all_params = [p for g in groups for p in g]
+    kept = shared is not None and not multibatch  # θ (and J) shared by the run's paths
     if engine == "factored":
-        all_params = [p for g in groups for p in g]
         hessians = [
             batch_theta_hessian(
                 path_loss=path_loss,
@@ -107,20 +180,27 @@ def _path_curvatures(
                 path_idx=path_idx,
                 n_theta=n_theta,
                 theta_batching=theta_batching,
-                hessian=hessian,
+                hessian=shared.hessian_mode(hessian) if shared is not None else hessian,
                 keep_theta=not multibatch,
+                theta=shared.theta(i, b, theta_fn) if kept else None,
             )
-            for b in batches
+            for i, b in enumerate(batches)
         ]
+        if shared is not None:
+            shared.record(hessian, hessians, path_idx)
     vals, results = [], []
     for group, init in zip(groups, init_vectors, strict=True):
         if hessians is not None:
+            jacobians = None
+            if kept and theta_batching == "loop":
+                jacobians = [shared.group_jacobian(i, all_params, group) for i in range(len(batches))]
             op = FactoredCurvature(
                 theta_fn=theta_fn,
                 batches=batches,
                 params=group,
                 hessians=hessians,
                 theta_batching=theta_batching,
+                jacobians=jacobians,
             )
         else:
             op = DirectCurvature(

@@ -29,7 +29,7 @@ from .checks import (
     data_sha256,
     tensor_sha256,
 )
-from .curvature import Engine, InitMode, path_curvatures, start_vectors
+from .curvature import Engine, InitMode, JacobianMode, SharedEncoder, path_curvatures, start_vectors
 from .factored import HessianMode
 from .files import (
     PROBS_NAME,
@@ -82,6 +82,7 @@ class _Run:
     rank: int
     world: int
     opts: dict[str, Any]  # n_iter, tol, engine, theta_batching, hessian, multibatch
+    jacobian: JacobianMode
     seed: int
     stream: ReferenceInitStream | None
     config: dict[str, Any]
@@ -100,10 +101,13 @@ def _collective(fn: Callable[[], Any], world: int) -> Any:
     return out
 
 
-def _check_options(*, engine, theta_batching, hessian, init, seed, state, config, n_paths, n_theta) -> None:
+def _check_options(
+    *, engine, theta_batching, hessian, jacobian, init, seed, state, config, n_paths, n_theta
+) -> None:
     check_choice("engine", engine, ("factored", "direct"))
     check_choice("theta_batching", theta_batching, (None, "vmap", "loop"))
     check_choice("hessian", hessian, ("auto", "block", "full"))
+    check_choice("jacobian", jacobian, ("auto", "on", "off"))
     check_choice("init", init, ("seeded", "reference", "chain"))
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
@@ -179,6 +183,7 @@ def _plan(a: dict[str, Any], distributed: bool | None) -> _Run:
                     "engine",
                     "theta_batching",
                     "hessian",
+                    "jacobian",
                     "init",
                     "seed",
                     "state",
@@ -224,6 +229,7 @@ def _plan(a: dict[str, Any], distributed: bool | None) -> _Run:
         rank=rank,
         world=world,
         opts=opts,
+        jacobian=a["jacobian"],
         seed=a["seed"],
         stream=stream,
         config=config,
@@ -251,6 +257,11 @@ def _compute(
     previous: list[Tensor] | None = None  # init="chain": the last computed path's eigenvectors
     mine = set(run.mine)
     n_theta = run.config["n_theta"]
+    shared = None
+    if run.opts["engine"] == "factored":
+        n_todo = len(mine - done)
+        expected = n_todo * len(run.groups) * n_theta * run.opts["n_iter"] // 2  # a guess: half the budget
+        shared = SharedEncoder(jacobian=run.jacobian, expected_products=expected)
     with tqdm(
         total=len(run.mine),
         initial=len(done),
@@ -279,6 +290,7 @@ def _compute(
                 path_idx=p,
                 n_theta=n_theta,
                 init_vectors=vectors,
+                shared=shared,
                 **run.opts,
             )
             for g, res in enumerate(results):
@@ -319,6 +331,7 @@ def run_warmup(
     engine: Engine = "factored",
     theta_batching: ThetaBatching | None = None,
     hessian: HessianMode = "auto",
+    jacobian: JacobianMode = "auto",
     init: InitMode = "seeded",
     seed: int = 0,
     state: ThetaISState | None = None,
@@ -361,7 +374,13 @@ def run_warmup(
         engine: ``"factored"`` (default: θ-space Hessian, nθ double backwards per path) or
             ``"direct"`` (differentiate through the loss at every product, like the reference).
         theta_batching: ``"vmap"`` / ``"loop"`` over θ; None: vmap on CUDA, loop otherwise.
-        hessian: ``"auto"``, ``"block"`` or ``"full"`` θ-space Hessian (factored engine).
+        hessian: ``"auto"``, ``"block"`` or ``"full"`` θ-space Hessian (factored engine). The
+            structure an "auto" probe finds on the first path is kept for the run's other paths.
+        jacobian: ``"auto"``, ``"on"`` or ``"off"``: build the encoder's Jacobian once per run
+            (factored engine, one batch) so that each product differentiates the encoder once
+            instead of twice (see :class:`~scrapl.warmup.curvature.SharedEncoder`; "auto": when the
+            run expects twice as many products as θ has entries, and J fits in 256 MiB). The values
+            agree with "off" to float rounding.
         init: ``"seeded"`` (default: unit Gaussian start vectors from ``(seed, path, group)``) or
             ``"reference"`` (scrapl-loss 0.1.0's U[0,1) draws, replayed from the global CPU RNG
             state at the start; the global RNG ends where the reference would leave it; the
