@@ -77,8 +77,8 @@ class SharedEncoder:
             build = self.jacobian == "on" or (self.jacobian == "auto" and worth)
             self._jac[i] = encoder_jacobian(theta, all_params).detach() if build else None
         J = self._jac[i]
-        if J is None:
-            return None
+        if J is None or [id(p) for p in group] == [id(p) for p in all_params]:
+            return J
         offsets, start = {}, 0
         for p in all_params:
             offsets[id(p)] = (start, start + p.numel())
