@@ -65,6 +65,7 @@ def test_paths_demo_uses_the_demo_configuration(capsys):
         (["demo", "--draw-seed", "x"], "invalid int value"),
         (["demo", "--warmup-on", "weights"], "invalid choice: 'weights'"),
         (["demo", "--warmup-batch", "0"], "warmup_batch must be a positive int"),
+        (["demo", "--warmup-init", "reference"], "invalid choice: 'reference'"),
         (["demo", "--quick", "--paper"], "not allowed with argument"),
         (["frobnicate"], "invalid choice"),
     ],
@@ -101,3 +102,26 @@ def test_python_dash_m_scrapl_runs_the_cli(args):
     out = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0
     assert "usage: scrapl" in out.stdout
+
+
+def test_demo_warmup_flags_reach_the_configuration(monkeypatch):
+    import scrapl.demo.run as demo_run
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_run_demo(cfg, out_dir, **kwargs):
+        seen["cfg"] = cfg
+        raise Stop
+
+    monkeypatch.setattr(demo_run, "run_demo", fake_run_demo)
+    args = ["demo", "--warmup-on", "theta", "--warmup-batch", "12", "--warmup-init", "seeded"]
+    with pytest.raises(Stop):
+        cli.main([*args, "--no-progress"])
+    cfg = seen["cfg"]
+    assert (cfg.warmup_on, cfg.warmup_batch, cfg.warmup_init) == ("theta", 12, "seeded")
+    with pytest.raises(Stop):
+        cli.main(["demo", "--warmup-init", "chain", "--no-progress"])
+    assert seen["cfg"].warmup_init == "chain"

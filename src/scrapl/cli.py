@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_demo_parser(sub) -> None:
-    from .demo.config import RUNS, WARMUP_ON
+    from .demo.config import RUNS, WARMUP_INIT, WARMUP_ON
 
     p = sub.add_parser(
         "demo",
@@ -99,6 +99,12 @@ def _add_demo_parser(sub) -> None:
         "--warmup-batch",
         type=int,
         help="number of training examples the θ-IS warmup is made on (default: the preset's)",
+    )
+    p.add_argument(
+        "--warmup-init",
+        choices=WARMUP_INIT,
+        help="power-iteration start vectors of the θ-IS warmup: seeded per path, or each path from "
+        "the previous path's eigenvectors (fewer products; default: the preset's)",
     )
     p.add_argument("--out-dir", default="scrapl_demo", help="output directory (default: scrapl_demo)")
     p.add_argument("--runs", help=f"comma-separated subset of {','.join(RUNS)}")
@@ -223,6 +229,7 @@ def _cmd_demo(args, parser: argparse.ArgumentParser) -> int:
             draw_seed=args.draw_seed,
             warmup_on=args.warmup_on,
             warmup_batch=args.warmup_batch,
+            warmup_init=args.warmup_init,
             runs=runs,
             am=args.am,
             fm=args.fm,
