@@ -66,6 +66,7 @@ BAD = [
     ("theta_batching", lambda: {"theta_batching": "auto"}, ValueError, "theta_batching"),
     ("hessian", lambda: {"hessian": "diag"}, ValueError, "hessian"),
     ("jacobian", lambda: {"jacobian": True}, ValueError, "jacobian"),
+    ("method", lambda: {"method": "lanczos"}, ValueError, "method"),
     ("init", lambda: {"init": "rand"}, ValueError, "init"),
     ("seed", lambda: {"seed": 1.5}, TypeError, "seed"),
     ("path_loss", lambda: {"path_loss": None}, TypeError, "path_loss must be callable"),
@@ -232,6 +233,24 @@ def test_hessian_probe_decides_once_per_run(monkeypatch):
     silent = call(toy, path_loss=lambda x_hat, x, p: toy.path_loss(x_hat, x, p) * (p > 0), n_iter=3)
     assert probes == [True, True, False, True]
     assert silent.vals[0].abs().max() == 0
+
+
+def test_arnoldi_values_against_dense_and_recorded_in_the_configuration(tmp_path):
+    """method="arnoldi": |λ_max| of the dense operators (exact once the Krylov space is complete);
+    the method is part of the recorded configuration, so a directory made with "power" refuses to
+    resume with "arnoldi"."""
+    toy = make_toy()
+    res = call(toy, method="arnoldi", n_iter=80, tol=1e-10, save_dir=tmp_path / "a")
+    for p in range(4):
+        A = dense_operators(toy, p)
+        for u in range(3):
+            top = torch.linalg.eigvals(A[u]).abs().max().item()
+            assert res.vals[p][0, u].item() == pytest.approx(top, rel=1e-7)
+    assert res.config["method"] == "arnoldi"
+    assert "method" not in call(end_path_idx=1).config  # power: as recorded before the option
+    call(end_path_idx=1, save_dir=tmp_path / "p")
+    with pytest.raises(ValueError, match="configuration"):
+        call(method="arnoldi", save_dir=tmp_path / "p")
 
 
 def test_values_and_probs_against_dense(tmp_path):

@@ -36,7 +36,7 @@ from .warmup import (
 )
 from .warmup import check_is_deterministic as _check_is_deterministic
 from .warmup import check_probs as _check_theta_probs
-from .warmup.curvature import Engine, InitMode
+from .warmup.curvature import EigenMethod, Engine, InitMode
 
 __all__ = ["ThetaISMixin"]
 
@@ -213,6 +213,7 @@ class ThetaISMixin:
         *,
         tol: float = 1e-4,
         engine: Engine = "factored",
+        method: EigenMethod = "power",
         init: InitMode = "seeded",
         seed: int = 0,
         distributed: bool | None = None,
@@ -247,6 +248,9 @@ class ThetaISMixin:
             tol: stop a power iteration when the relative change of λ is below this (1e-4).
             engine: ``"factored"`` (θ-space Hessian, default) or ``"direct"`` (the reference's
                 double backward through the loss at every product).
+            method: ``"power"`` (power iteration, the reference's, default) or ``"arnoldi"`` (the
+                same eigenvalue from the Krylov subspace of the products, ``tol`` bounding the
+                relative residual; see :func:`~scrapl.warmup.driver.run_warmup`).
             init: ``"seeded"`` start vectors from ``seed`` (default), ``"reference"``
                 (scrapl-loss 0.1.0's draws from the global RNG) or ``"chain"`` (each path from
                 the previous computed path's eigenvectors: fewer products, order-dependent
@@ -286,6 +290,7 @@ class ThetaISMixin:
             agg=agg,
             force_multibatch=force_multibatch,
             engine=engine,
+            method=method,
             init=init,
             seed=seed,
             state=self.theta_is,

@@ -9,15 +9,25 @@ import torch
 from torch import Tensor
 
 from .._logging import get_logger
+from .arnoldi import arnoldi_iteration
 from .factored import BatchHessian, FactoredCurvature, HessianMode, batch_theta_hessian, encoder_jacobian
 from .hvp import DirectCurvature, PathLoss, ThetaBatching, WarmupBatch, flat_size
 from .power import PowerIterationResult, ReferenceInitStream, power_iteration, seeded_init
 
-__all__ = ["Engine", "InitMode", "JacobianMode", "SharedEncoder", "path_curvatures", "start_vectors"]
+__all__ = [
+    "Engine",
+    "EigenMethod",
+    "InitMode",
+    "JacobianMode",
+    "SharedEncoder",
+    "path_curvatures",
+    "start_vectors",
+]
 
 Engine = Literal["factored", "direct"]
 InitMode = Literal["seeded", "reference", "chain"]
 JacobianMode = Literal["auto", "on", "off"]
+EigenMethod = Literal["power", "arnoldi"]
 
 log = get_logger("scrapl.warmup")
 
@@ -103,6 +113,7 @@ def path_curvatures(
     hessian: HessianMode = "auto",
     multibatch: bool = False,
     shared: SharedEncoder | None = None,
+    method: EigenMethod = "power",
 ) -> tuple[Tensor, list[PowerIterationResult]]:
     """Estimate ``C_{u,p} = |λ_max(A_u)|`` for every θ index u and parameter group of one path.
 
@@ -124,6 +135,9 @@ def path_curvatures(
         hessian: θ-space Hessian mode of the factored engine.
         multibatch: recompute forwards per product (forced by several batches).
         shared: what the run's paths share (factored engine); None: nothing is shared.
+        method: ``"power"`` (:func:`~.power.power_iteration`, the reference's) or ``"arnoldi"``
+            (:func:`~.arnoldi.arnoldi_iteration`: the same eigenvalue from the Krylov subspace,
+            ``tol`` then bounds the relative residual).
 
     Returns:
         ``(vals, results)``: ``vals`` is ``(n_groups, nθ)`` float32; one result per group.
@@ -145,6 +159,7 @@ def path_curvatures(
             hessian=hessian,
             multibatch=multibatch or len(batches) > 1,
             shared=shared,
+            method=method,
         )
 
 
@@ -165,6 +180,7 @@ def _path_curvatures(
     hessian,
     multibatch,
     shared,
+    method,
 ):
     hessians = None
     all_params = [p for g in groups for p in g]
@@ -214,7 +230,8 @@ def _path_curvatures(
                 multibatch=multibatch,
                 theta_batching=theta_batching,
             )
-        res = power_iteration(op, init, n_iter=n_iter, tol=tol)
+        solve = arnoldi_iteration if method == "arnoldi" else power_iteration
+        res = solve(op, init, n_iter=n_iter, tol=tol)
         del op
         vals.append(res.eigenvalues.abs().float())
         results.append(res)

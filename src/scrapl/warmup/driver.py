@@ -29,7 +29,15 @@ from .checks import (
     data_sha256,
     tensor_sha256,
 )
-from .curvature import Engine, InitMode, JacobianMode, SharedEncoder, path_curvatures, start_vectors
+from .curvature import (
+    EigenMethod,
+    Engine,
+    InitMode,
+    JacobianMode,
+    SharedEncoder,
+    path_curvatures,
+    start_vectors,
+)
 from .factored import HessianMode
 from .files import (
     PROBS_NAME,
@@ -102,9 +110,10 @@ def _collective(fn: Callable[[], Any], world: int) -> Any:
 
 
 def _check_options(
-    *, engine, theta_batching, hessian, jacobian, init, seed, state, config, n_paths, n_theta
+    *, engine, theta_batching, hessian, jacobian, method, init, seed, state, config, n_paths, n_theta
 ) -> None:
     check_choice("engine", engine, ("factored", "direct"))
+    check_choice("method", method, ("power", "arnoldi"))
     check_choice("theta_batching", theta_batching, (None, "vmap", "loop"))
     check_choice("hessian", hessian, ("auto", "block", "full"))
     check_choice("jacobian", jacobian, ("auto", "on", "off"))
@@ -146,6 +155,7 @@ def _config(run_args: dict[str, Any], batches, params, groups, multibatch, rng_s
         "data_sha256": data_sha256(batches),
         "params_sha256": tensor_sha256(params),
         "init_rng_sha256": tensor_sha256([rng_state]) if reference else None,
+        **({"method": a["method"]} if a["method"] != "power" else {}),  # (older files have none)
     }
 
 
@@ -184,6 +194,7 @@ def _plan(a: dict[str, Any], distributed: bool | None) -> _Run:
                     "theta_batching",
                     "hessian",
                     "jacobian",
+                    "method",
                     "init",
                     "seed",
                     "state",
@@ -218,6 +229,7 @@ def _plan(a: dict[str, Any], distributed: bool | None) -> _Run:
         theta_batching=batching,
         hessian=a["hessian"],
         multibatch=multibatch,
+        method=a["method"],
     )
     return _Run(
         fns={k: a[k] for k in ("path_loss", "theta_fn", "synth_fn")},
@@ -332,6 +344,7 @@ def run_warmup(
     theta_batching: ThetaBatching | None = None,
     hessian: HessianMode = "auto",
     jacobian: JacobianMode = "auto",
+    method: EigenMethod = "power",
     init: InitMode = "seeded",
     seed: int = 0,
     state: ThetaISState | None = None,
@@ -381,6 +394,11 @@ def run_warmup(
             instead of twice (see :class:`~scrapl.warmup.curvature.SharedEncoder`; "auto": when the
             run expects twice as many products as θ has entries, and J fits in 256 MiB). The values
             agree with "off" to float rounding.
+        method: ``"power"`` (default: power iteration, the reference's estimator; ``tol`` bounds
+            the relative change of the Rayleigh quotient) or ``"arnoldi"`` (the eigenvalue of
+            largest magnitude of the operator on the Krylov subspace of the same products;
+            ``tol`` bounds the relative residual ``‖A x − λ x‖ / |λ|``, a real convergence test:
+            see :mod:`~scrapl.warmup.arnoldi`). Recorded in the configuration.
         init: ``"seeded"`` (default: unit Gaussian start vectors from ``(seed, path, group)``) or
             ``"reference"`` (scrapl-loss 0.1.0's U[0,1) draws, replayed from the global CPU RNG
             state at the start; the global RNG ends where the reference would leave it; the
