@@ -66,6 +66,7 @@ def test_paths_demo_uses_the_demo_configuration(capsys):
         (["demo", "--warmup-on", "weights"], "invalid choice: 'weights'"),
         (["demo", "--warmup-batch", "0"], "warmup_batch must be a positive int"),
         (["demo", "--warmup-init", "reference"], "invalid choice: 'reference'"),
+        (["demo", "--warmup-method", "lanczos"], "invalid choice: 'lanczos'"),
         (["demo", "--quick", "--paper"], "not allowed with argument"),
         (["frobnicate"], "invalid choice"),
     ],
@@ -119,9 +120,10 @@ def test_demo_warmup_flags_reach_the_configuration(monkeypatch):
     monkeypatch.setattr(demo_run, "run_demo", fake_run_demo)
     args = ["demo", "--warmup-on", "theta", "--warmup-batch", "12", "--warmup-init", "seeded"]
     with pytest.raises(Stop):
-        cli.main([*args, "--no-progress"])
+        cli.main([*args, "--warmup-method", "arnoldi", "--no-progress"])
     cfg = seen["cfg"]
     assert (cfg.warmup_on, cfg.warmup_batch, cfg.warmup_init) == ("theta", 12, "seeded")
+    assert cfg.warmup_method == "arnoldi"
     with pytest.raises(Stop):
         cli.main(["demo", "--warmup-init", "chain", "--no-progress"])
     assert seen["cfg"].warmup_init == "chain"

@@ -159,10 +159,10 @@ def test_theta_warmup_values_are_the_per_example_curvatures():
         replace(cfg, warmup_on="weights")
 
 
-def test_warmup_tol_and_init_reach_the_power_iterations():
+def test_warmup_tol_init_and_method_reach_the_power_iterations():
     """``warmup_tol`` reaches the power iteration: a loose tolerance stops every operator at least
-    as early as a tight one, and some earlier; ``warmup_init`` is the warmup's ``init``; bad values
-    of either are refused."""
+    as early as a tight one, and some earlier; ``warmup_init`` is the warmup's ``init`` and
+    ``warmup_method`` its ``method``; bad values of each are refused."""
     cfg = replace(QUICK, warmup_on="theta", warmup_batch=2, warmup_iters=30)
     synth = build_synth(cfg)
     data = make_data(synth, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, seed=cfg.seed)
@@ -189,6 +189,18 @@ def test_warmup_tol_and_init_reach_the_power_iterations():
     assert chained.config["init"] == "chain"
     with pytest.raises(ValueError, match="warmup_init must be 'seeded' or 'chain'"):
         replace(cfg, warmup_init="reference")
+    krylov = theta_is_warmup(
+        replace(cfg, warmup_method="arnoldi"),
+        build_loss(cfg),
+        build_encoder(cfg),
+        synth,
+        data,
+        save_dir=None,
+        progress=False,
+    )
+    assert krylov.config["method"] == "arnoldi"
+    with pytest.raises(ValueError, match="warmup_method must be 'power' or 'arnoldi'"):
+        replace(cfg, warmup_method="lanczos")
 
 
 def test_supervised_training_decreases_the_validation_error():

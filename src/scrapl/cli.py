@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_demo_parser(sub) -> None:
-    from .demo.config import RUNS, WARMUP_INIT, WARMUP_ON
+    from .demo.config import RUNS, WARMUP_INIT, WARMUP_METHOD, WARMUP_ON
 
     p = sub.add_parser(
         "demo",
@@ -105,6 +105,12 @@ def _add_demo_parser(sub) -> None:
         choices=WARMUP_INIT,
         help="power-iteration start vectors of the θ-IS warmup: seeded per path, or each path from "
         "the previous path's eigenvectors (fewer products; default: the preset's)",
+    )
+    p.add_argument(
+        "--warmup-method",
+        choices=WARMUP_METHOD,
+        help="eigenvalue estimator of the θ-IS warmup: power iteration (the reference's) or "
+        "Arnoldi (Krylov subspace, stops on the residual; default: the preset's)",
     )
     p.add_argument("--out-dir", default="scrapl_demo", help="output directory (default: scrapl_demo)")
     p.add_argument("--runs", help=f"comma-separated subset of {','.join(RUNS)}")
@@ -230,6 +236,7 @@ def _cmd_demo(args, parser: argparse.ArgumentParser) -> int:
             warmup_on=args.warmup_on,
             warmup_batch=args.warmup_batch,
             warmup_init=args.warmup_init,
+            warmup_method=args.warmup_method,
             runs=runs,
             am=args.am,
             fm=args.fm,

@@ -50,11 +50,12 @@ from typing import Any, Literal
 
 from ..jtfs.config import AveragingArg
 
-__all__ = ["DemoConfig", "RUNS", "WARMUP_INIT", "WARMUP_ON", "PRESETS", "preset"]
+__all__ = ["DemoConfig", "RUNS", "WARMUP_INIT", "WARMUP_METHOD", "WARMUP_ON", "PRESETS", "preset"]
 
 RUNS: tuple[str, ...] = ("scrapl_theta_is", "scrapl_uniform", "mss", "supervised")
 WARMUP_ON: tuple[str, ...] = ("encoder", "theta")  # what the θ-IS warmup differentiates through
 WARMUP_INIT: tuple[str, ...] = ("seeded", "chain")  # the power iteration's start vectors
+WARMUP_METHOD: tuple[str, ...] = ("power", "arnoldi")  # the eigenvalue estimator
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ class DemoConfig:
         warmup_tol: the power iteration stops when λ changes by less than this (relative).
         warmup_init: the power iteration's start vectors: "seeded" (every path from its own
             seeded vector) or "chain" (each path from the previous path's eigenvectors).
+        warmup_method: the eigenvalue estimator: "power" (power iteration, the reference's;
+            ``warmup_tol`` bounds the change of λ) or "arnoldi" (Krylov subspace; ``warmup_tol``
+            bounds the relative residual).
         warmup_on: "encoder" (curvature through the encoder's initial weights, the paper's) or
             "theta" (with respect to the synth parameters, at predictions drawn from the prior).
         min_prob_frac: θ-IS floor: the fraction of the probability mass spread uniformly.
@@ -111,6 +115,7 @@ class DemoConfig:
     warmup_iters: int = 20
     warmup_tol: float = 1e-3
     warmup_init: Literal["seeded", "chain"] = "seeded"
+    warmup_method: Literal["power", "arnoldi"] = "power"
     warmup_on: str = "encoder"
     min_prob_frac: float = 0.5
     encoder_channels: tuple[int, ...] = (16, 32, 32, 64)
@@ -139,6 +144,8 @@ class DemoConfig:
             raise ValueError(f"warmup_tol must be in (0, 1), got {self.warmup_tol!r}")
         if self.warmup_init not in WARMUP_INIT:
             raise ValueError(f"warmup_init must be 'seeded' or 'chain', got {self.warmup_init!r}")
+        if self.warmup_method not in WARMUP_METHOD:
+            raise ValueError(f"warmup_method must be 'power' or 'arnoldi', got {self.warmup_method!r}")
         if self.warmup_iters < 2:
             raise ValueError(f"warmup_iters must be >= 2, got {self.warmup_iters!r}")
         if self.draw_seed is not None and (

@@ -151,6 +151,7 @@ def theta_is_warmup(
         save_dir=None if save_dir is None else str(save_dir),
         n_iter=cfg.warmup_iters,
         tol=cfg.warmup_tol,
+        method=cfg.warmup_method,
         init=cfg.warmup_init,
         seed=cfg.seed,
         progress=progress,
