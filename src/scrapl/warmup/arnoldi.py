@@ -54,7 +54,8 @@ def arnoldi_iteration(
 
     or after ``n_iter`` products (or when ``h_{k+1,k} = 0``: the subspace is invariant and θ
     exact). Rows run in lock-step and stop independently, as in :func:`~.power.power_iteration`,
-    which returns the same kind of result.
+    which returns the same kind of result. Memory: the basis, ``k + 1`` vectors of size n per
+    operator after k products (power iteration keeps one).
 
     A need not be symmetric. A real θ is returned with its sign; a complex one (a complex
     conjugate pair dominates) as its modulus ``|θ|`` (the warmup takes ``abs`` of either).
@@ -91,11 +92,10 @@ def arnoldi_iteration(
     if bool((norms == 0).any()):
         raise ValueError("init must not contain a zero vector")
     steps = min(n_iter, n)  # the Krylov subspace cannot grow past n
-    Q = torch.zeros(m, steps + 1, n, dtype=init.dtype, device=init.device)
-    Q[:, 0] = init.detach() / norms.unsqueeze(1)
+    Q = [init.detach() / norms.unsqueeze(1)]  # Q[j]: (m, n), the j-th basis vector of every operator
     H = torch.zeros(m, steps + 1, steps, dtype=torch.float64)
     lam = [0.0] * m
-    vecs = Q[:, 0].clone()
+    vecs = Q[0].clone()
     n_done, converged = [0] * m, [False] * m
     errors = torch.full((steps, m), math.nan, dtype=torch.float64)
     active, n_steps = list(range(m)), 0
@@ -104,10 +104,12 @@ def arnoldi_iteration(
             break
         n_steps = k + 1
         index = torch.tensor(active, dtype=torch.long, device=init.device)
-        prods = matvec(Q[index, k], index).detach().to(Q.dtype)  # (a, n)
+        prods = matvec(Q[k][index], index).detach().to(vecs.dtype)  # (a, n)
+        Q.append(torch.zeros_like(Q[0]))
         still = []
         for row, op in enumerate(active):
-            w, h = _orthogonalize(prods[row], Q[op, : k + 1])
+            basis = torch.stack([q[op] for q in Q[: k + 1]])  # (k + 1, n)
+            w, h = _orthogonalize(prods[row], basis)
             beta = torch.linalg.vector_norm(w).item()
             H[op, : k + 1, k] = h.cpu()
             H[op, k + 1, k] = beta
@@ -122,12 +124,12 @@ def arnoldi_iteration(
             errors[k, op] = err
             real = abs(theta.imag.item()) <= 1e-9 * max(scale, 1e-300)
             lam[op] = theta.real.item() if real else scale
-            x = (y.to(torch.complex128) @ Q[op, : k + 1].to(torch.complex128)).real.to(Q.dtype)
+            x = (y.real @ basis.double()).to(vecs.dtype)  # Re(Q y) = Q Re(y): Q is real
             vecs[op] = x / torch.linalg.vector_norm(x).clamp_min(torch.finfo(x.dtype).tiny)
             if invariant or err < tol:
                 converged[op] = True
                 continue
-            Q[op, k + 1] = w / beta
+            Q[k + 1][op] = w / beta
             still.append(op)
         active = still
     return PowerIterationResult(
