@@ -32,7 +32,7 @@ def _orthogonalize(w: Tensor, basis: Tensor) -> tuple[Tensor, Tensor]:
     w = w - h @ basis
     h2 = basis @ w
     w = w - h2 @ basis
-    return w, (h + h2).double()
+    return w, h + h2
 
 
 def arnoldi_iteration(
@@ -54,8 +54,10 @@ def arnoldi_iteration(
 
     or after ``n_iter`` products (or when ``h_{k+1,k} = 0``: the subspace is invariant and θ
     exact). Rows run in lock-step and stop independently, as in :func:`~.power.power_iteration`,
-    which returns the same kind of result. Memory: the basis, ``k + 1`` vectors of size n per
-    operator after k products (power iteration keeps one).
+    which returns the same kind of result. The basis is kept in float64 whatever the operator's
+    dtype (``k + 1`` vectors of size n per operator after k products; power iteration keeps one),
+    so that the Gram-Schmidt steps keep it orthogonal to float64 rounding; the products run in
+    the dtype of ``init``.
 
     A need not be symmetric. A real θ is returned with its sign; a complex one (a complex
     conjugate pair dominates) as its modulus ``|θ|`` (the warmup takes ``abs`` of either).
@@ -92,10 +94,11 @@ def arnoldi_iteration(
     if bool((norms == 0).any()):
         raise ValueError("init must not contain a zero vector")
     steps = min(n_iter, n)  # the Krylov subspace cannot grow past n
-    Q = [init.detach() / norms.unsqueeze(1)]  # Q[j]: (m, n), the j-th basis vector of every operator
+    start = init.detach().double()
+    Q = [start / torch.linalg.vector_norm(start, dim=1, keepdim=True)]  # Q[j]: (m, n) float64
     H = torch.zeros(m, steps + 1, steps, dtype=torch.float64)
     lam = [0.0] * m
-    vecs = Q[0].clone()
+    vecs = init.detach() / norms.unsqueeze(1)
     n_done, converged = [0] * m, [False] * m
     errors = torch.full((steps, m), math.nan, dtype=torch.float64)
     active, n_steps = list(range(m)), 0
@@ -104,7 +107,7 @@ def arnoldi_iteration(
             break
         n_steps = k + 1
         index = torch.tensor(active, dtype=torch.long, device=init.device)
-        prods = matvec(Q[k][index], index).detach().to(vecs.dtype)  # (a, n)
+        prods = matvec(Q[k][index].to(init.dtype), index).detach().double()  # (a, n)
         Q.append(torch.zeros_like(Q[0]))
         still = []
         for row, op in enumerate(active):
@@ -124,7 +127,7 @@ def arnoldi_iteration(
             errors[k, op] = err
             real = abs(theta.imag.item()) <= 1e-9 * max(scale, 1e-300)
             lam[op] = theta.real.item() if real else scale
-            x = (y.real @ basis.double()).to(vecs.dtype)  # Re(Q y) = Q Re(y): Q is real
+            x = (y.real @ basis).to(vecs.dtype)  # Re(Q y) = Q Re(y): Q is real
             vecs[op] = x / torch.linalg.vector_norm(x).clamp_min(torch.finfo(x.dtype).tiny)
             if invariant or err < tol:
                 converged[op] = True
