@@ -2,9 +2,12 @@
 
 Power iteration (:mod:`.power`) keeps only the last iterate ``A^k v``; its error falls like
 ``|λ₂/λ₁|^k``, and its stopping rule (the relative change of the Rayleigh quotient) can fire long
-before it has converged when that ratio is close to 1. On the demo's curvature operators (32
-examples, seed 1) the θ_AM value of path 21 needed 136 power steps to settle at 45.0; stopped at
-a relative change of 1e-3 it read 1.10. Arnoldi keeps the whole Krylov subspace
+before it has converged when that ratio is close to 1; when the two largest eigenvalues also have
+opposite signs it does not converge at all. On the demo's curvature operators (32 examples,
+seed 1) the θ_AM value of path 21 needed 136 power steps to settle at 45.0; stopped at a
+relative change of 1e-3 it read 1.10. The θ_FM operator of path 35 (16 examples, seed 0) has
+eigenvalues −49.22 and +48.96: power iteration read 42.3 after up to 150 steps, Arnoldi 49.22
+after 13 products. Arnoldi keeps the whole Krylov subspace
 ``K_k = span{v, Av, …, A^{k−1}v}`` (which contains the power iterate) and takes the eigenvalue of
 largest magnitude of ``A`` restricted to it, so the same number of products gives a better
 estimate, with an error bound to stop on.
