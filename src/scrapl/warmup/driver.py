@@ -408,6 +408,10 @@ def run_warmup(
             paths have similar operators, so fewer products are needed (the demo's encoder, 8
             examples, every third path: 239 instead of 370); the values then depend on the order
             the paths are computed in (shard, resume point), within the power iteration's accuracy.
+            With power iteration and a loose ``tol``, a start close to another eigenvector can
+            stop on it: on the demo (32 examples, seed 1, tolerance 1e-3) one θ_AM value read 20.8
+            for 80.3 (a seeded start gave 80.0). Arnoldi's residual test cannot tell either: a
+            start near an eigenvector gives an accurate, but not the dominant, eigenpair.
         seed: base seed of ``init="seeded"`` (and of ``"chain"``'s first start).
         state: the probability state to record the values in (default: a fresh one).
         min_prob_frac: floor of a fresh state.
