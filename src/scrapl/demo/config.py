@@ -25,14 +25,18 @@ Why the default looks the way it does (measured on a 2-core CPU box, see ``docs/
 * **Optimizers.** SCRAPL: vanilla SGD (lr 1e-3) on P-Adam + P-SAGA updates (the seed's recipe); MSS
   and supervised: Adam (lr 1e-3); higher SCRAPL rates (3e-3) lost the AM rate.
 * **θ-IS warmup on 16 training examples, up to 20 power iterations (tolerance 1e-3), floor
-  ``min_prob_frac = 0.5``.** Four iterations are far from converged (one path's AM value: 38.9
-  after 3, 106.3 after 12); tolerance 1e-3 instead of 1e-4 gives the same probabilities (±0.01/P,
-  32 examples, seed 0) with 19% fewer products. Without a floor the warmup, made on the randomly
-  initialised encoder, can concentrate the draws on a few paths (seed 2: two paths at 5-7x
-  uniform) and θ-IS then learnt the AM rate late (seed 2: 165‰ against 44‰ for uniform
-  sampling); with half of the mass kept uniform it no longer fails. Over three seeds × three
-  path-draw sequences (``draw_seed``) it still trails uniform sampling, on FM: by 2.2‰ with 16
-  examples (AM +0.9‰, within noise), by 3.1‰ (AM) / 2.3‰ (FM) with 8; ``docs/demo.md``.
+  ``min_prob_frac = 0.5``.** Power iteration is the paper's and the reference's estimator. It is
+  not accurate here: the operators' largest eigenvalues are often close in magnitude, sometimes of
+  opposite signs (seed 0, path 35, θ_FM: −49.22 and +48.96), and 6, 15 and 4 of the 90 values of
+  seeds 0-2 come out more than 10% below the eigenvalue (up to 98%), which moves path
+  probabilities by up to 0.27/P. ``warmup_method="arnoldi"`` gets the eigenvalues (736-890
+  products per seed instead of 1,085-1,162; 157-175 s on one core with the other busy), but
+  over three seeds × three path-draw sequences (``draw_seed``) θ-IS with those values trails
+  uniform sampling on FM just as much (+2.7‰ against +2.2‰; AM +0.3‰ against +0.9‰), so the
+  default stays with the paper's estimator; ``docs/demo.md``. Without a floor the warmup, made on
+  the randomly initialised encoder, can concentrate the draws on a few paths (seed 2: two paths
+  at 5-7x uniform) and θ-IS then learnt the AM rate late (seed 2: 165‰ against 44‰ for uniform
+  sampling); with half of the mass kept uniform it no longer fails.
 * **Warmup through the encoder (``warmup_on="encoder"``, the paper's).** ``"theta"`` (curvature in
   the synth parameters at predictions drawn from the prior) is 2.5x cheaper and does not depend
   on the initial weights, but over the same nine pairs it trailed uniform sampling by about as
@@ -73,7 +77,8 @@ class DemoConfig:
         eval_every: validation period in steps.
         n_train, n_val, n_test: split sizes.
         warmup_batch, warmup_iters: θ-IS warmup batch size and power-iteration steps.
-        warmup_tol: the power iteration stops when λ changes by less than this (relative).
+        warmup_tol: the warmup's tolerance: on the relative residual ``‖Ax − λx‖ / |λ|``
+            (Arnoldi) or on the relative change of λ (power iteration).
         warmup_init: the power iteration's start vectors: "seeded" (every path from its own
             seeded vector) or "chain" (each path from the previous path's eigenvectors).
         warmup_method: the eigenvalue estimator: "power" (power iteration, the reference's;
