@@ -43,8 +43,8 @@ Why the default looks the way it does (measured on a 2-core CPU box, see ``docs/
   much (2.3‰ / 2.8‰ against 3.1‰ / 2.3‰).
 * **16 warmup examples, not the 32-256 the scrapl-loss README suggests**, for the budget: on 32
   both gaps to uniform sampling fell within noise (+1.4‰ / +0.8‰ over the nine pairs, paired
-  p = 0.49 / 0.15), but that warmup takes 528 s on one core (tolerance 1e-3), which would make the
-  θ-IS run about 820 s, against 230-259 s for 16 examples.
+  p = 0.49 / 0.15), but that warmup takes 423 s on one core (tolerance 1e-3, the encoder's
+  Jacobian shared between paths; 528 s before), which would make the θ-IS run about 710 s.
 """
 
 from __future__ import annotations
