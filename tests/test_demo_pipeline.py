@@ -177,30 +177,22 @@ def test_warmup_tol_init_and_method_reach_the_power_iterations():
     for bad in (0.0, 1.0, "1e-3", True):
         with pytest.raises(ValueError, match="warmup_tol must be in"):
             replace(cfg, warmup_tol=bad)
-    chained = theta_is_warmup(
-        replace(cfg, warmup_init="chain"),
-        build_loss(cfg),
-        build_encoder(cfg),
-        synth,
-        data,
-        save_dir=None,
-        progress=False,
-    )
-    assert chained.config["init"] == "chain"
-    with pytest.raises(ValueError, match="warmup_init must be 'seeded' or 'chain'"):
-        replace(cfg, warmup_init="reference")
-    krylov = theta_is_warmup(
-        replace(cfg, warmup_method="arnoldi"),
-        build_loss(cfg),
-        build_encoder(cfg),
-        synth,
-        data,
-        save_dir=None,
-        progress=False,
-    )
-    assert krylov.config["method"] == "arnoldi"
-    with pytest.raises(ValueError, match="warmup_method must be 'power' or 'arnoldi'"):
-        replace(cfg, warmup_method="lanczos")
+    for field, value, key, bad, message in [
+        ("warmup_init", "chain", "init", "reference", "warmup_init must be 'seeded' or 'chain'"),
+        ("warmup_method", "arnoldi", "method", "lanczos", "warmup_method must be 'power' or 'arnoldi'"),
+    ]:
+        result = theta_is_warmup(
+            replace(cfg, **{field: value}),
+            build_loss(cfg),
+            build_encoder(cfg),
+            synth,
+            data,
+            save_dir=None,
+            progress=False,
+        )
+        assert result.config[key] == value
+        with pytest.raises(ValueError, match=message):
+            replace(cfg, **{field: bad})
 
 
 def test_supervised_training_decreases_the_validation_error():

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import Tensor
 
-from .power import BatchedMatvec, PowerIterationResult
+from .power import BatchedMatvec, PowerIterationResult, check_iteration_args
 
 __all__ = ["arnoldi_iteration"]
 
@@ -86,12 +86,7 @@ def arnoldi_iteration(
         >>> round(res.eigenvalues.item(), 6), res.n_iters.item()  # exact after 3 products
         (-5.0, 3)
     """
-    if init.ndim != 2 or not init.is_floating_point():
-        raise ValueError(f"init must be a floating (m, n) tensor, got shape {tuple(init.shape)}")
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
-        raise ValueError(f"n_iter must be a positive integer, got {n_iter!r}")
-    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool)) or not tol >= 0.0:
-        raise ValueError(f"tol must be a non-negative number, got {tol!r}")
+    check_iteration_args(init, n_iter, tol)
     m, n = init.shape
     norms = torch.linalg.vector_norm(init.detach(), dim=1)
     if bool((norms == 0).any()):
@@ -138,10 +133,4 @@ def arnoldi_iteration(
             Q[k + 1][op] = w / beta
             still.append(op)
         active = still
-    return PowerIterationResult(
-        eigenvalues=torch.tensor(lam, dtype=torch.float64),
-        eigenvectors=vecs,
-        errors=errors[:n_steps],
-        n_iters=torch.tensor(n_done, dtype=torch.long),
-        converged=torch.tensor(converged, dtype=torch.bool),
-    )
+    return PowerIterationResult.collect(lam, vecs, errors[:n_steps], n_done, converged)

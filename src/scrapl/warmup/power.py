@@ -33,6 +33,7 @@ __all__ = [
     "BatchedMatvec",
     "PowerIterationResult",
     "ReferenceInitStream",
+    "check_iteration_args",
     "dense_matvec",
     "power_iteration",
     "seeded_init",
@@ -63,6 +64,29 @@ class PowerIterationResult:
     errors: Tensor
     n_iters: Tensor
     converged: Tensor
+
+    @classmethod
+    def collect(
+        cls, lam: list[float], vecs: Tensor, errors: Tensor, n_done: list[int], converged: list[bool]
+    ) -> PowerIterationResult:
+        """Build the result from an iteration's per-operator Python lists."""
+        return cls(
+            eigenvalues=torch.tensor(lam, dtype=torch.float64),
+            eigenvectors=vecs,
+            errors=errors,
+            n_iters=torch.tensor(n_done, dtype=torch.long),
+            converged=torch.tensor(converged, dtype=torch.bool),
+        )
+
+
+def check_iteration_args(init: Tensor, n_iter: int, tol: float) -> None:
+    """Refuse a non-floating or non-2-D ``init``, ``n_iter < 1`` (or not an int), ``tol < 0``/NaN."""
+    if init.ndim != 2 or not init.is_floating_point():
+        raise ValueError(f"init must be a floating (m, n) tensor, got shape {tuple(init.shape)}")
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
+        raise ValueError(f"n_iter must be a positive integer, got {n_iter!r}")
+    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool)) or not tol >= 0.0:
+        raise ValueError(f"tol must be a non-negative number, got {tol!r}")
 
 
 def power_iteration(
@@ -106,12 +130,7 @@ def power_iteration(
         >>> round(res.eigenvalues.item(), 6)
         -5.0
     """
-    if init.ndim != 2 or not init.is_floating_point():
-        raise ValueError(f"init must be a floating (m, n) tensor, got shape {tuple(init.shape)}")
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
-        raise ValueError(f"n_iter must be a positive integer, got {n_iter!r}")
-    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool)) or not tol >= 0.0:
-        raise ValueError(f"tol must be a non-negative number, got {tol!r}")
+    check_iteration_args(init, n_iter, tol)
     m = init.shape[0]
     vecs = init.detach().clone()
     lam = [0.0] * m
@@ -146,13 +165,7 @@ def power_iteration(
                 lam_prev[op] = lam[op]
                 still.append(op)
         active = still
-    return PowerIterationResult(
-        eigenvalues=torch.tensor(lam, dtype=torch.float64),
-        eigenvectors=vecs,
-        errors=errors[:n_steps],
-        n_iters=torch.tensor(n_done, dtype=torch.long),
-        converged=torch.tensor(converged, dtype=torch.bool),
-    )
+    return PowerIterationResult.collect(lam, vecs, errors[:n_steps], n_done, converged)
 
 
 def dense_matvec(matrices: Tensor) -> BatchedMatvec:
