@@ -231,7 +231,8 @@ def encoder_jacobian(theta: Tensor, params: Sequence[Tensor]) -> Tensor:
     One backward pass per entry of θ (a vmapped backward was 2.6x slower on the demo's encoder,
     CPU). With J at hand, the two first-order terms of Eq. (1), ``J v`` and ``Jᵀ Y``, are matrix
     products, and a product of the operator differentiates the encoder once (the residual term)
-    instead of twice: 200 against 290 ms at 32 examples on the demo's encoder (41k weights).
+    instead of twice: 200-245 against 285-290 ms per product at 32 examples on the demo's encoder
+    (41k weights; three measurements, two of them with the other core busy).
 
     Args:
         theta: ``(B, nθ)`` encoder output with its graph.
