@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from scrapl import cli
+from scrapl.demo.config import preset
 from scrapl.jtfs.config import JTFSConfig
 from scrapl.jtfs.filterbank import FilterBank
 
@@ -67,6 +68,8 @@ def test_paths_demo_uses_the_demo_configuration(capsys):
         (["demo", "--warmup-batch", "0"], "warmup_batch must be a positive int"),
         (["demo", "--warmup-init", "reference"], "invalid choice: 'reference'"),
         (["demo", "--warmup-method", "lanczos"], "invalid choice: 'lanczos'"),
+        (["demo", "--min-prob-frac", "1"], "min_prob_frac must be in [0, 1)"),
+        (["demo", "--min-prob-frac", "x"], "invalid float value"),
         (["demo", "--quick", "--paper"], "not allowed with argument"),
         (["frobnicate"], "invalid choice"),
     ],
@@ -124,6 +127,7 @@ def test_demo_warmup_flags_reach_the_configuration(monkeypatch):
     cfg = seen["cfg"]
     assert (cfg.warmup_on, cfg.warmup_batch, cfg.warmup_init) == ("theta", 12, "seeded")
     assert cfg.warmup_method == "arnoldi"
+    assert cfg.min_prob_frac == preset("default").min_prob_frac
     with pytest.raises(Stop):
-        cli.main(["demo", "--warmup-init", "chain", "--no-progress"])
-    assert seen["cfg"].warmup_init == "chain"
+        cli.main(["demo", "--warmup-init", "chain", "--min-prob-frac", "0.25", "--no-progress"])
+    assert (seen["cfg"].warmup_init, seen["cfg"].min_prob_frac) == ("chain", 0.25)

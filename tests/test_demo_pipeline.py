@@ -285,3 +285,6 @@ def test_learning_rate_decay_schedule():
                   eval_every=1, seed=0, decay_frac=1.5, progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="decay_frac must be in"):
         replace(QUICK, decay_frac=-0.1)
+    for bad in (1.0, -0.1, True, "0.5"):
+        with pytest.raises(ValueError, match=r"min_prob_frac must be in \[0, 1\)"):
+            replace(QUICK, min_prob_frac=bad)

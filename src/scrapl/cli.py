@@ -112,6 +112,12 @@ def _add_demo_parser(sub) -> None:
         help="eigenvalue estimator of the θ-IS warmup: power iteration (the reference's) or "
         "Arnoldi (Krylov subspace, stops on the residual; default: the preset's)",
     )
+    p.add_argument(
+        "--min-prob-frac",
+        type=float,
+        help="θ-IS floor: the fraction of the probability mass spread uniformly over the paths, in "
+        "[0, 1) (default: the preset's)",
+    )
     p.add_argument("--out-dir", default="scrapl_demo", help="output directory (default: scrapl_demo)")
     p.add_argument("--runs", help=f"comma-separated subset of {','.join(RUNS)}")
     p.add_argument(
@@ -237,6 +243,7 @@ def _cmd_demo(args, parser: argparse.ArgumentParser) -> int:
             warmup_batch=args.warmup_batch,
             warmup_init=args.warmup_init,
             warmup_method=args.warmup_method,
+            min_prob_frac=args.min_prob_frac,
             runs=runs,
             am=args.am,
             fm=args.fm,
