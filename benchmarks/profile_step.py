@@ -23,6 +23,7 @@ import torch
 from scrapl.distance import path_distance
 
 from .common import PAPER, QUICK, SEED
+from .floor import floor_step
 
 SETUPS = {"paper": PAPER, "seed": SEED, "quick": QUICK}
 
@@ -56,34 +57,9 @@ def _stages(jtfs, x: torch.Tensor, target: torch.Tensor, k: int) -> dict[str, fl
 
 
 def fft_floor(jtfs, k: int, batch: int, repeats: int) -> float:
-    """Thread-CPU ms of just the real FFTs an exact step on path ``k`` needs: per first-order
-    filter (length ``M = Np / 2**j1``), two inverse real FFTs (the analytic signal) and one real
-    FFT (the spectrum of its modulus) for each of ``x`` and ``x_target``, then in the backward one
-    inverse and two forward real FFTs (their adjoints). Second-order and frequential work excluded.
-    """
-    p = jtfs.paths[k]
-    buffers = []
-    for _, start, stop in jtfs._used_groups(min(p.n1_max, jtfs.n1_limit)):
-        k1 = jtfs._k1(jtfs.bank.psi1[start].j)
-        M = jtfs.config.Np // 2**k1
-        G = stop - start
-        buffers.append(
-            (
-                M,
-                torch.zeros(batch, 2, G, M // 2 + 1, dtype=torch.complex64),
-                torch.zeros(batch, 2, G, M),
-                torch.zeros(batch, G, M // 2 + 1, dtype=torch.complex64),
-            )
-        )
-
-    def run() -> None:
-        for M, halves, planes, half in buffers:
-            for _ in range(2):  # x and x_target: synthesis and rfft of the modulus
-                torch.fft.irfft(halves, n=M)
-                torch.fft.rfft(planes[:, 0])
-            torch.fft.irfft(half, n=M)  # backward: adjoint of the rfft, of the synthesis
-            torch.fft.rfft(planes)
-
+    """Thread-CPU ms of just the real FFTs an exact step on path ``k`` needs
+    (:func:`benchmarks.floor.floor_step`), fastest of ``repeats`` runs after one warm-up."""
+    run = floor_step(jtfs, k, batch)
     times = []
     for _ in range(repeats + 1):
         t0 = time.thread_time()

@@ -278,6 +278,9 @@ def render(results: dict, plot_name: str | None) -> str:
             *report.targets_table(steps["paper"], full[0] if full else None),
             "",
         ]
+        bounds = report.bounds_text(steps["paper"])
+        if bounds:
+            lines += [*bounds, ""]
     for res in results.get("steps", []):
         lines += [
             f"## One training step per path: {res.setup.name} configuration",

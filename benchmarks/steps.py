@@ -7,6 +7,8 @@ through low-pass, spin up and spin down), on the same inputs:
 * ``ours_low``: the same with ``low_memory=True`` (chunked, checkpointed; optional);
 * ``reference``: ``scrapl_ref.SCRAPLLoss`` (scrapl-loss 0.1.0) with the same arguments;
 * ``mss``: ``auraloss.freq.MultiResolutionSTFTLoss()`` with its defaults (path-independent);
+* ``floor``: only the first-order FFTs an exact step on that path needs (:mod:`benchmarks.floor`),
+  the part of our step that no implementation of this transform with FFTs can avoid;
 
 then ``loss.backward()`` to ``x`` (batch ``B``, one channel). The three run interleaved, path by
 path; the correctness of each row is the relative error of our loss and of our input gradient
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .common import JTFSSetup, Peak, PeakMemory, interleaved, load_average, median_ms, rel_err, sync
+from .floor import floor_step
 
 __all__ = ["StepRow", "StepResult", "spread_paths", "bench_steps"]
 
@@ -50,6 +53,7 @@ class StepRow:
     low_peak: Peak | None = None
     low_loss_err: float | None = None
     low_grad_err: float | None = None
+    floor_ms: float | None = None
 
 
 @dataclass
@@ -148,7 +152,11 @@ def bench_steps(
 
             return run
 
-        steps = {"ours": lambda k=k: _step(lambda x: ours(x, target, path_idx=k), x0), "mss": mss_step}
+        steps = {
+            "ours": lambda k=k: _step(lambda x: ours(x, target, path_idx=k), x0),
+            "mss": mss_step,
+            "floor": floor_step(ours.jtfs, k, batch, device),
+        }
         if ref is not None:
             steps["reference"] = lambda k=k: _step(lambda x: ref(x, target, path_idx=k), x0)
         if low is not None:
@@ -160,7 +168,8 @@ def bench_steps(
         sync(device)
         first_ms = (time.perf_counter() - start) * 1e3
         mss_step()  # warm-up: allocator, FFT plans
-        reps = {"ours": repeats, "mss": repeats}
+        steps["floor"]()  # warm-up
+        reps = {"ours": repeats, "mss": repeats, "floor": repeats}
         if low is not None:
             reps["ours_low"] = repeats
         if ref is not None:
@@ -177,6 +186,7 @@ def bench_steps(
             mss_ms=median_ms(times["mss"]),
             n_ours=len(times["ours"]),
             n_ref=0,
+            floor_ms=median_ms(times["floor"]),
         )
         if ref is not None:
             row.ref_ms, row.n_ref = median_ms(times["reference"]), len(times["reference"])
@@ -218,11 +228,17 @@ def summarize(result: StepResult) -> dict:
     }
     s["mss_over_ours"] = s["mss_median_ms"] / s["ours_median_ms"]
     s["slowest_over_mss"] = s["ours_max_ms"] / s["mss_median_ms"]
+    if all(r.floor_ms is not None for r in rows):
+        s["floor_median_ms"] = statistics.median(r.floor_ms for r in rows)
+        s["floor_over_mss"] = s["floor_median_ms"] / s["mss_median_ms"]
+        s["floor_over_ours"] = s["floor_median_ms"] / s["ours_median_ms"]
     if all(r.ref_ms is not None for r in rows):
         ref = [r.ref_ms for r in rows]
         s["ref_median_ms"] = statistics.median(ref)
         s["ref_over_ours"] = s["ref_median_ms"] / s["ours_median_ms"]
         s["ref_over_ours_per_path_min"] = min(r.ref_ms / r.ours_ms for r in rows)
+        if "floor_median_ms" in s:
+            s["ref_over_floor"] = s["ref_median_ms"] / s["floor_median_ms"]
         s["max_loss_err"] = max(r.loss_err for r in rows)
         s["max_grad_err"] = max(r.grad_err for r in rows)
     peaks = [

@@ -94,7 +94,7 @@ def test_step_rows_match_reference(quick_run, column, tol):
     assert max(row[column] for row in rows) <= tol
 
 
-@pytest.mark.parametrize("column", ["ours_ms", "ref_ms", "mss_ms"])
+@pytest.mark.parametrize("column", ["ours_ms", "ref_ms", "mss_ms", "floor_ms"])
 def test_step_times_are_measured(quick_run, column):
     assert all(math.isfinite(row[column]) and row[column] > 0 for row in _step_rows(quick_run[2]))
 
