@@ -166,7 +166,17 @@ def _git(*args: str) -> str:
 def _git_commit() -> str:
     try:
         head = _git("rev-parse", "--short", "HEAD")
-        dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks")
+        # the run's own outputs (RESULTS.md, the plot) do not count: a rerun overwrites them
+        dirty = _git(
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            "src",
+            "benchmarks",
+            ":!benchmarks/RESULTS.md",
+            ":!benchmarks/*.png",
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + (" (+ uncommitted changes in src/ or benchmarks/)" if dirty else "")
