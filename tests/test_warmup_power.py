@@ -73,6 +73,10 @@ def test_random_dense_matrices_agree_with_eigvals():
 
 
 def test_batch_equals_one_by_one():
+    """Running several operators together changes nothing for each of them: the same iteration
+    count, and the same eigenvalue and error trace up to rounding. (Not bit for bit: a row's
+    reductions can round differently with its position in memory; with MKL on an AMD EPYC the second
+    row of a batch of 3 differed from the same row alone by 3e-16 in its error trace.)"""
     mats = torch.stack(
         [
             matrix_with_spectrum([s * 2.0, 1.0, -0.5, 0.25, 0.1], k, False)
@@ -83,11 +87,10 @@ def test_batch_equals_one_by_one():
     batched = power_iteration(dense_matvec(mats), init, n_iter=60, tol=1e-6)
     for i in range(3):
         single = power_iteration(dense_matvec(mats[i : i + 1]), init[i : i + 1], n_iter=60, tol=1e-6)
-        assert batched.eigenvalues[i] == single.eigenvalues[0]
         assert batched.n_iters[i] == single.n_iters[0]
-        torch.testing.assert_close(
-            batched.errors[: single.errors.shape[0], i], single.errors[:, 0], equal_nan=True, rtol=0, atol=0
-        )
+        torch.testing.assert_close(batched.eigenvalues[i], single.eigenvalues[0], rtol=1e-12, atol=0)
+        trace = batched.errors[: single.errors.shape[0], i]
+        torch.testing.assert_close(trace, single.errors[:, 0], equal_nan=True, rtol=1e-8, atol=1e-14)
 
 
 def test_matvec_only_sees_running_operators():
