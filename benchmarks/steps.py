@@ -10,7 +10,7 @@ through low-pass, spin up and spin down), on the same inputs:
 * ``floor``: only the first-order FFTs an exact step on that path needs (:mod:`benchmarks.floor`),
   the part of our step that no implementation of this transform with FFTs can avoid;
 
-then ``loss.backward()`` to ``x`` (batch ``B``, one channel). The three run interleaved, path by
+then ``loss.backward()`` to ``x`` (batch ``B``, one channel). They run interleaved, path by
 path; the correctness of each row is the relative error of our loss and of our input gradient
 against the reference's, from the timed calls themselves. ``ours_first`` is the first call of a
 path, which also builds that path's cached operators (a one-time cost per path and process).
