@@ -290,7 +290,7 @@ def bounds_text(paper) -> list[str]:
     return [
         f"What bounds the two speed targets, from this run (medians over the paths): the FFTs an "
         f"exact step needs (nine real FFTs of length `Np / 2**j1` per first-order filter, "
-        f"`benchmarks/floor.py`) take {_ms(floor)} ms, {floor / ours:.0%} of our {_ms(ours)} ms "
+        f"`benchmarks/floor.py`) take {_ms(floor)} ms, {s['floor_over_ours']:.0%} of our {_ms(ours)} ms "
         f"step. Ten times faster than the reference would be {_ms(ten)} ms; the FFTs alone are "
         f"{s['ref_over_floor']:.1f}x faster than the reference's step, {ten_text}. Matching MSS "
         f"({_ms(mss)} ms) would leave {_ms(mss - floor)} ms for the rest of the step (reading and "
