@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             plot_name = str(args.plot.resolve())
     text = render(results, plot_name)
     print(text)
-    from scrapl.warmup.files import atomic_write_text
+    from scrapl._io import atomic_write_text
 
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -31,8 +31,8 @@ import torch.distributed as dist
 from torch import nn
 
 from scrapl import SCRAPLLoss
+from scrapl._io import atomic_write_text
 from scrapl.warmup import atomic_save
-from scrapl.warmup.files import atomic_write_text
 
 N, N_THETA, BATCH = 4096, 2, 8
 CONFIG = dict(shape=N, J=6, Q1=2, Q2=1, J_fr=2, Q_fr=1)

@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .._io import atomic_write_text
 from ..loss import SCRAPLLoss
 from ..warmup import WarmupResult
-from ..warmup.files import atomic_write_text
 from .config import DemoConfig
 from .data import DemoData, make_data
 from .encoder import Encoder, LogFreqSpectrogram

@@ -23,7 +23,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._io import atomic_save, atomic_write_text
 from .._logging import get_logger
 from .probs import ThetaISState, aggregate_vals, check_agg
 
@@ -61,31 +62,6 @@ _META_FORMAT, _PROBS_FORMAT, _VERSION = "scrapl-warmup", "scrapl-warmup-probs", 
 def vals_path(save_dir: str | os.PathLike, path_idx: int) -> Path:
     """``save_dir/vals_{path_idx}.pt``."""
     return Path(save_dir) / f"vals_{path_idx}.pt"
-
-
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save(obj, path)`` via a temporary file in the same directory and ``os.replace``."""
-    _atomic_write(Path(path), lambda f: torch.save(obj, f))
-
-
-def atomic_write_text(text: str, path: str | os.PathLike) -> None:
-    """Write ``text`` (UTF-8) atomically."""
-    _atomic_write(Path(path), lambda f: f.write(text.encode()))
 
 
 def _json_config(config: Mapping[str, Any]) -> dict[str, Any]:
