@@ -86,7 +86,8 @@ def test_files_written_and_reload_identical(seed_run):
     cwd, proc = seed_run
     names = sorted(p.name for p in (cwd / "scrapl_warmup").iterdir())
     assert names == ["meta.json", "probs.pt"] + [f"vals_{p}.pt" for p in range(7)]
-    saved = torch.load(cwd / "scrapl_warmup" / "probs.pt", weights_only=True)["probs"]
+    saved = torch.load(cwd / "scrapl_warmup" / "probs.pt", weights_only=True)  # (P,), the seed's format
+    assert saved.shape == (7,) and saved.dtype == torch.float64
     loaded = re.search(r"min prob = (\S+), max prob = (\S+)", proc.stderr)
     assert loaded is not None
     assert (float(loaded[1]), float(loaded[2])) == (

@@ -109,7 +109,7 @@ def test_state_dict_carries_theta_is_state(seed_warmup):
     fresh = SCRAPLLoss(**SEED_CFG, n_theta=N_THETA)
     fresh.load_state_dict(sd)
     assert torch.equal(fresh.probs, loss.probs)
-    assert torch.equal(fresh.theta_is.log_vals, loss.theta_is.log_vals)
+    assert torch.equal(fresh.theta_is.state.log_vals, loss.theta_is.state.log_vals)
     fresh.clear()
     assert torch.equal(fresh.probs, torch.full((7,), 1 / 7, dtype=torch.float64))
 

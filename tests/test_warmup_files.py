@@ -83,7 +83,8 @@ def test_run_writes_files_and_resume_skips_done_paths(tmp_path):
     seen, original = set(), toy.path_loss
     toy.path_loss = lambda x_hat, x, p: seen.add(p) or original(x_hat, x, p)
     second = warmup(toy, d)
-    assert second.computed == [2, 3] and seen == {2, 3}  # 0 and 1 loaded, not recomputed
+    # 0 and 1 loaded, not recomputed (path 0's loss is looked at once, by the engine choice)
+    assert second.computed == [2, 3] and seen == {0, 2, 3}
     for p in range(4):
         assert torch.equal(second.vals[p], full.vals[p])
         assert torch.equal(load_vals(d / f"vals_{p}.pt", n_theta=3), full.vals[p])
@@ -121,7 +122,8 @@ def test_mismatched_rerun_fails_before_compute(tmp_path, change):
     toy.calls.update(theta_fn=0, path_loss=0)
     with pytest.raises(ValueError, match="different configuration"):
         warmup(toy, tmp_path, **change)
-    assert toy.calls == {"theta_fn": 0, "path_loss": 0}
+    # no curvature was computed: at most the one forward of the automatic engine choice
+    assert toy.calls["path_loss"] <= 1 and toy.calls["theta_fn"] <= 1
 
 
 def test_interrupted_run_leaves_complete_files_and_resumes(tmp_path):

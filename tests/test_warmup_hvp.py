@@ -7,7 +7,8 @@ import torch
 from test_warmup_toy import dense_operators, dominant, make_toy
 
 from scrapl.warmup import aggregate_vals
-from scrapl.warmup.curvature import path_curvatures
+from scrapl.warmup import WarmupProblem
+from scrapl.warmup.curvature import CurvatureSettings, path_curvatures
 from scrapl.warmup.factored import (
     FactoredCurvature,
     batch_theta_hessian,
@@ -65,6 +66,18 @@ def operator(
         params=params,
         hessians=hessians,
         theta_batching=theta_batching,
+    )
+
+
+def problem_of(toy):
+    return WarmupProblem.build(
+        toy.path_loss,
+        toy.theta_fn,
+        toy.synth_fn,
+        toy.theta_fn_kwargs,
+        toy.params,
+        n_paths=toy.n_paths,
+        n_theta=toy.n_theta,
     )
 
 
@@ -177,17 +190,11 @@ def test_warmup_values_within_one_percent_of_dense(engine):
         A = dense_operators(toy, p)
         init = [seeded_init(toy.n_theta, flat_size(toy.params), seed=0, key=(p, 0), dtype=F64)]
         vals, results = path_curvatures(
-            path_loss=toy.path_loss,
-            theta_fn=toy.theta_fn,
-            synth_fn=toy.synth_fn,
-            batches=batches_of(toy),
+            problem_of(toy),
+            CurvatureSettings(engine=engine, n_iter=400, tol=1e-10),
             groups=[toy.params],
             path_idx=p,
-            n_theta=toy.n_theta,
             init_vectors=init,
-            n_iter=400,
-            tol=1e-10,
-            engine=engine,
         )
         for u in range(toy.n_theta):
             ev = torch.linalg.eigvals(A[u]).abs().sort(descending=True).values
@@ -209,17 +216,11 @@ def test_per_tensor_groups_use_diagonal_blocks(agg):
         seeded_init(toy.n_theta, t.numel(), seed=0, key=(p, g), dtype=F64) for g, t in enumerate(toy.params)
     ]
     vals, _ = path_curvatures(
-        path_loss=toy.path_loss,
-        theta_fn=toy.theta_fn,
-        synth_fn=toy.synth_fn,
-        batches=batches_of(toy),
+        problem_of(toy),
+        CurvatureSettings(engine="factored", n_iter=500, tol=1e-12),
         groups=groups,
         path_idx=p,
-        n_theta=toy.n_theta,
         init_vectors=init,
-        n_iter=500,
-        tol=1e-12,
-        engine="factored",
     )
     assert vals.shape == (len(groups), toy.n_theta)
     for g, t in enumerate(toy.params):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from scrapl.warmup import WarmupResult, run_warmup
+from scrapl.warmup import Strategy, ThetaISState, WarmupOptions, WarmupResult, run_warmup
 
 N_SAMPLES = 12
 
@@ -64,8 +64,12 @@ class Toy:
         return loss
 
     def warmup(self, **overrides) -> WarmupResult:
-        """``run_warmup`` on this toy (every path, 8 iterations, no files, no progress bar);
-        ``overrides`` replace any argument, the toy's own callables and tensors included."""
+        """``run_warmup`` on this toy (every path, 8 iterations, no files, no progress bar).
+
+        ``overrides`` replace any argument, the toy's own callables and tensors included: the
+        problem's, the :class:`WarmupOptions`, the :class:`Strategy` (``engine``, ``hessian``,
+        ``jacobian``), ``state``/``config``/``logger``, and ``min_prob_frac`` (of a fresh state).
+        """
         args = dict(
             path_loss=self.path_loss,
             theta_fn=self.theta_fn,
@@ -77,8 +81,18 @@ class Toy:
             save_dir=None,
             n_iter=8,
             progress=False,
-        )
-        return run_warmup(**(args | overrides))
+        ) | overrides
+        problem = {k: args.pop(k) for k in _PROBLEM if k in args}
+        extra = {k: args.pop(k) for k in ("state", "config", "logger") if k in args}
+        strategy = Strategy(**{k: args.pop(k) for k in ("engine", "hessian", "jacobian") if k in args})
+        if "min_prob_frac" in args:
+            extra["state"] = ThetaISState(
+                n_paths=problem["n_paths"], n_theta=problem["n_theta"], min_prob_frac=args.pop("min_prob_frac")
+            )
+        return run_warmup(**problem, options=WarmupOptions(**args), strategy=strategy, **extra)
+
+
+_PROBLEM = ("path_loss", "theta_fn", "synth_fn", "theta_fn_kwargs", "params", "n_paths", "n_theta", "synth_fn_kwargs")
 
 
 def make_toy(

@@ -6,11 +6,15 @@ import math
 import numbers
 import operator
 
-__all__ = ["as_bool", "as_float", "as_int", "as_int_in"]
+__all__ = ["as_bool", "as_choice", "as_float", "as_int", "as_int_in"]
 
 
 def as_int(name: str, value: object) -> int:
-    """Return ``value`` as an int; raise TypeError for bools and non-integers."""
+    """Return ``value`` as an int; raise TypeError for bools and non-integers.
+
+    Anything with ``__index__`` is accepted: Python and NumPy integers, and one-element integer
+    tensors (``torch.tensor(3)``).
+    """
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     try:
@@ -60,4 +64,11 @@ def as_bool(name: str, value: object) -> bool:
     """Return ``value`` if it is a bool; raise TypeError otherwise."""
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, got {value!r}")
+    return value
+
+
+def as_choice(name: str, value: object, choices: tuple) -> object:
+    """Return ``value`` if it is one of ``choices``; raise ValueError naming them otherwise."""
+    if not any(value is c or (type(value) is type(c) and value == c) for c in choices):
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     return value

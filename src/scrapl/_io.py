@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import torch
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_save"]
+__all__ = ["atomic_create_text", "atomic_save", "atomic_write", "atomic_write_bytes", "atomic_write_text"]
 
 
 def _default_mode() -> int:
@@ -25,6 +25,22 @@ def _default_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def _write_temp(path: Path, write: Callable[[IO[bytes]], Any]) -> str:
+    """Write a complete, synced temporary file next to ``path`` with ``open()``'s mode; return it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _default_mode())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> None:
@@ -38,18 +54,41 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     left as it was.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = _write_temp(path, write)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def atomic_create_text(text: str, path: str | os.PathLike) -> bool:
+    """Create ``path`` holding ``text`` (UTF-8), atomically and only if it does not exist yet.
+
+    The complete file is hard-linked into place, which fails if ``path`` exists, so concurrent
+    writers agree on one content (on a file system without hard links, an exclusive ``open``).
+
+    Returns:
+        True if this call created the file, False if it existed (it is then left unchanged).
+    """
+    path = Path(path)
+    tmp = _write_temp(path, lambda f: f.write(text.encode()))
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links on this file system
+        try:
+            with open(path, "x", encoding="utf-8") as f:
+                f.write(text)
+            return True
+        except FileExistsError:
+            return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:

@@ -5,6 +5,9 @@ batch shard, and the gradients are averaged; that average is the gradient of one
 the whole batch only if every rank used the same path. :func:`broadcast_path` makes rank 0's draw
 everyone's (one tiny collective per training step); :class:`~scrapl.SCRAPLLoss` calls it for
 unseeded training-mode draws when a process group with more than one rank is initialised.
+
+This module is also the one home of the device choice for collectives (:func:`comm_device`), which
+the sharded warmup (:mod:`scrapl.warmup.distributed`) uses too.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-__all__ = ["is_distributed", "broadcast_path", "comm_device"]
+__all__ = ["barrier", "broadcast_path", "comm_device", "is_distributed"]
 
 
 def is_distributed() -> bool:
@@ -25,6 +28,14 @@ def comm_device() -> torch.device:
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
+
+
+def barrier() -> None:
+    """``dist.barrier()``, on the current CUDA device for NCCL."""
+    if dist.get_backend() == "nccl":
+        dist.barrier(device_ids=[torch.cuda.current_device()])
+    else:
+        dist.barrier()
 
 
 def broadcast_path(path_idx: int, src: int = 0) -> int:

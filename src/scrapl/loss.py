@@ -7,25 +7,28 @@ The module validates its arguments, builds the path engine once and delegates: s
 
 from __future__ import annotations
 
-import numbers
+import os
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ._checks import as_bool, as_float
+from ._checks import as_bool, as_choice, as_float, as_int_in
 from ._logging import get_logger
+from ._signals import check_signal_pair, compute_dtype
 from .distance import path_distance
 from .distributed import broadcast_path, is_distributed
 from .engine import PathEngine
 from .jtfs.config import AveragingArg
 from .jtfs.transform import TimeFrequencyScattering
-from .optim import Compat, HookContext, PathwiseHooks, PathwiseOptimizer
+from .optim import BackwardPaths, Compat, HookContext, PathwiseHooks, PathwiseOptimizer
 from .sampling import PathSampler
-from .theta_is import ThetaISMixin
+from .theta_is import ThetaIS, check_is_deterministic
+from .warmup import Strategy, WarmupOptions, WarmupResult
+from .warmup.options import EigenMethod, Engine, InitMode, ThetaBatching
 
 # the reference's logger name, which the seed's console output shows
 log = get_logger("scrapl.scrapl_loss")
@@ -33,7 +36,7 @@ log = get_logger("scrapl.scrapl_loss")
 __all__ = ["SCRAPLLoss"]
 
 
-class SCRAPLLoss(ThetaISMixin, nn.Module):
+class SCRAPLLoss(nn.Module):
     """Joint time-frequency scattering distance on one randomly sampled path per call (SCRAPL).
 
     At each call a path ``k`` of the JTFS is drawn from :attr:`probs` (uniform until a θ-IS warmup
@@ -79,6 +82,16 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         low_memory: compute each path in small chunks and recompute them in the backward
             (activation checkpointing): the same values and gradients, a peak memory per step
             of about a tenth of scrapl-loss 0.1.0's, for 1.5-2x the step time (default False).
+        generator: a CPU ``torch.Generator`` for the unseeded path draws, so that they are
+            reproducible without reseeding torch's global RNG (default None: the global RNG, as
+            scrapl-loss 0.1.0). Its state is part of :meth:`state_dict`.
+        check_finite: refuse ``x`` or ``x_target`` holding a NaN or an infinity (default False:
+            the check reads a value back from the device at every call). Without it such a
+            signal gives a NaN loss.
+
+    Signals on another device than the loss are refused, and so are signals of a higher
+    precision than the loss computes in (float64 for the default float32 loss: call
+    ``.double()`` on the loss); lower precisions (float16, bfloat16) are cast up.
 
     Shape:
         ``x``, ``x_target``: ``(batch, channels, shape)``; output: scalar.
@@ -122,6 +135,8 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         compat: Compat = "paper",
         sync_paths: bool = True,
         low_memory: bool = False,
+        generator: torch.Generator | None = None,
+        check_finite: bool = False,
     ) -> None:
         super().__init__()
         self.p = as_float("p", p, low=1.0)
@@ -136,28 +151,25 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
                 f"grad_mult must be > 1 when use_p_adam=True and use_rho_log1p=False (JTFS "
                 f"gradients are too small for Adam's squared moments), got {grad_mult!r}"
             )
-        if isinstance(n_theta, bool) or not isinstance(n_theta, numbers.Integral) or n_theta < 1:
-            raise ValueError(f"n_theta must be an int >= 1, got {n_theta!r}")
-        self.n_theta = int(n_theta)
+        self.n_theta = as_int_in("n_theta", n_theta, 1)
         self.min_prob_frac = as_float("min_prob_frac", min_prob_frac, low=0.0, high=1.0, high_open=True)
         self.eps = as_float("eps", eps, low=0.0, low_open=True)
         self.p_adam_b1 = as_float("p_adam_b1", p_adam_b1, low=0.0, high=1.0, high_open=True)
         self.p_adam_b2 = as_float("p_adam_b2", p_adam_b2, low=0.0, high=1.0, high_open=True)
         self.p_adam_eps = as_float("p_adam_eps", p_adam_eps, low=0.0)
-        if compat not in ("paper", "reference"):
-            raise ValueError(f"compat must be 'paper' or 'reference', got {compat!r}")
-        self.compat = compat
+        self.compat = as_choice("compat", compat, ("paper", "reference"))  # type: ignore[assignment]
         self.sync_paths = as_bool("sync_paths", sync_paths)
+        self.check_finite = as_bool("check_finite", check_finite)
         self.J, self.Q1, self.Q2, self.J_fr, self.Q_fr, self.T, self.F = J, Q1, Q2, J_fr, Q_fr, T, F
         self.jtfs = TimeFrequencyScattering(shape, J, Q1, Q2, J_fr, Q_fr, T, F, low_memory=low_memory)
-        self._init_state(self.jtfs)
-        self._init_theta_is()
+        self._init_state(self.jtfs, generator)
+        self.theta_is = ThetaIS(self)
         self._log_banner(f"J={J}, Q1={Q1}, Q2={Q2}, Jfr={J_fr}, Qfr={Q_fr}, T={T}, F={F}")
         if probs_path is not None:
             self.load_probs(probs_path)
 
     # -- construction ------------------------------------------------------------------------------
-    def _init_state(self, engine: PathEngine) -> None:
+    def _init_state(self, engine: PathEngine, generator: torch.Generator | None) -> None:
         if engine.n_paths < 1:
             raise ValueError(
                 f"this configuration has no second-order path to sample "
@@ -166,10 +178,12 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         self.engine = engine
         self.n_paths = engine.n_paths
         self.unif_prob = 1.0 / self.n_paths
-        self.sampler = PathSampler(self.n_paths, sample_all_paths_first=self.sample_all_paths_first)
+        self.sampler = PathSampler(
+            self.n_paths, sample_all_paths_first=self.sample_all_paths_first, generator=generator
+        )
         self.curr_path_idx: int | None = None
         self.scrapl_t = 0
-        self.loaded_probs_path: str | None = None
+        self._backward_paths = BackwardPaths()
         self.attached_params: list[Tensor] = []
         self.optimizer: PathwiseOptimizer | None = None
         self._hooks: PathwiseHooks | None = None
@@ -208,6 +222,11 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         return self.sampler.probs
 
     @property
+    def loaded_probs_path(self) -> str | None:
+        """The probability file or warmup directory the probabilities were loaded from, or None."""
+        return self.theta_is.loaded_from
+
+    @property
     def scrapl_keys(self) -> list:
         """Path keys in order (``(n2, n_fr)`` for the JTFS), as scrapl-loss 0.1.0 names them."""
         return [path.key for path in self.engine.paths]
@@ -219,35 +238,24 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
 
     # -- forward -----------------------------------------------------------------------------------
     def _check_pair(self, x: Any, x_target: Any) -> tuple[Tensor, Tensor]:
-        N = self.engine.signal_length
-        for name, t in (("x", x), ("x_target", x_target)):
-            if not isinstance(t, Tensor):
-                raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-            if not t.is_floating_point():
-                raise TypeError(f"{name} must have a floating-point dtype, got {t.dtype}")
-            if t.dim() != 3:
-                raise ValueError(
-                    f"{name} must have shape (batch, channels, {N}), got {tuple(t.shape)} ({t.dim()} dims)"
-                )
-            if t.shape[-1] != N:
-                raise ValueError(f"{name} must have {N} samples (shape={N}), got {t.shape[-1]}")
-        if x.shape != x_target.shape:
-            raise ValueError(
-                f"x and x_target must have the same shape, got {tuple(x.shape)} and {tuple(x_target.shape)}"
-            )
-        return x.reshape(-1, N), x_target.reshape(-1, N)
+        """Validate the signals (shape, device, dtype; finiteness with ``check_finite``) and fold
+        channels into the batch: ``(B, C, N)`` -> ``(B·C, N)``, in the dtype the loss computes in."""
+        buffer = next(self.buffers(), None)
+        return check_signal_pair(
+            x,
+            x_target,
+            length=self.engine.signal_length,
+            device=None if buffer is None else buffer.device,
+            dtype=None if buffer is None else compute_dtype(buffer.dtype),
+            check_finite=self.check_finite,
+        )
 
     def _check_path_idx(self, path_idx: Any) -> int:
-        if isinstance(path_idx, Tensor) and path_idx.numel() == 1 and not path_idx.is_floating_point():
-            path_idx = int(path_idx.item())
-        if isinstance(path_idx, bool) or not isinstance(path_idx, numbers.Integral):
-            raise TypeError(f"path_idx must be an int, got {path_idx!r}")
-        if not 0 <= int(path_idx) < self.n_paths:
-            raise ValueError(f"path_idx must be in [0, {self.n_paths}), got {path_idx!r}")
-        return int(path_idx)
+        return as_int_in("path_idx", path_idx, 0, self.n_paths)
 
     def sample_path(self, seed: int | None = None) -> int:
-        """Draw a path index (from the global RNG, or deterministically from ``seed``).
+        """Draw a path index (from the global RNG or the loss's ``generator``, or deterministically
+        from ``seed``).
 
         Under ``torch.distributed`` (and ``sync_paths``), an unseeded training-mode draw is rank 0's,
         broadcast to every rank.
@@ -309,6 +317,7 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         if self.training:
             self.sampler.record(path_idx)
             self.scrapl_t += 1
+            self._backward_paths.watch(dist, path_idx)  # the optimizers check what a step credits
         return dist
 
     # -- path-wise optimization --------------------------------------------------------------------
@@ -319,6 +328,15 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         after ``GradScaler.unscale_``, clipping or DDP's gradient averaging) and before
         ``SGD.step()``. Unlike :meth:`attach_params`, it sees whole, averaged gradients. ``offload``
         keeps the per-path tables in host memory (accelerator memory O(weights), not O(P x weights)).
+
+        ``opt.step(p)`` refuses gradients that came from another path than ``p``, or from several
+        (:class:`~scrapl.optim.MixedPathsError`). To accumulate over micro-batches, draw one path
+        per step and give it to every micro-batch::
+
+            path = loss.sample_path()
+            for x, y in micro_batches:
+                (loss(model(x), y, path_idx=path) / len(micro_batches)).backward()
+            opt.step(path)
         """
         return PathwiseOptimizer(
             params,
@@ -331,6 +349,7 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
             eps=self.p_adam_eps,
             compat=self.compat,
             offload=offload,
+            backward_paths=self._backward_paths,
         )
 
     def attach_params(self, params: Iterable[Tensor], *, offload: bool = False) -> None:
@@ -340,7 +359,10 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         loss's most recent forward (in training mode), so that vanilla SGD (no momentum, optional
         weight decay) downstream trains with P-Adam/P-SAGA. ``attach_params([])`` detaches. The
         step counter restarts; path counts are kept. To resume, attach first, then
-        :meth:`load_state_dict`. For DDP, AMP or clipping prefer :meth:`make_optimizer`.
+        :meth:`load_state_dict`. For DDP, AMP, clipping or gradient accumulation use
+        :meth:`make_optimizer`: a backward pass whose gradient is not the current path's, or that
+        adds to a ``p.grad`` holding another path's gradient, raises
+        :class:`~scrapl.optim.MixedPathsError`.
 
         Raises:
             ValueError: if a parameter does not require grad (nothing is attached then).
@@ -395,7 +417,7 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
             "scrapl_t": self.scrapl_t,
             "loaded_probs_path": self.loaded_probs_path,
             "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
-            "theta_is": self.theta_is.state_dict(),
+            "theta_is": self.theta_is.state.state_dict(),
         }
 
     def set_extra_state(self, state: Any) -> None:
@@ -410,10 +432,10 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
             raise ValueError(f"state_dict is for {state['n_paths']} paths, this loss has {self.n_paths}")
         self.sampler.load_state_dict(state["sampler"])
         self.curr_path_idx = state["curr_path_idx"]
-        self.loaded_probs_path = state["loaded_probs_path"]
+        self.theta_is.loaded_from = state["loaded_probs_path"]
         self.scrapl_t = int(state["scrapl_t"])
         if "theta_is" in state:
-            self.theta_is.load_state_dict(state["theta_is"])
+            self.theta_is.state.load_state_dict(state["theta_is"])
         opt_state = state.get("optimizer")
         if opt_state is None:
             self._pending_optimizer_state = None
@@ -432,11 +454,138 @@ class SCRAPLLoss(ThetaISMixin, nn.Module):
         """
         self.curr_path_idx = None
         self.sampler.clear()
-        self.theta_is.reset()
-        self.sampler.probs = self.theta_is.probs.clone()
+        self.sampler.set_probs(self.theta_is.reset())
         self.scrapl_t = 0
-        self.loaded_probs_path = None
         self._pending_optimizer_state = None
         if self.optimizer is not None:
             self.optimizer.reset()
         log.info("Cleared state")
+
+    # -- θ-importance sampling (scrapl.theta_is.ThetaIS does the work) ------------------------------
+    check_is_deterministic = staticmethod(check_is_deterministic)
+
+    def update_prob(self, path_idx: int, val: float | Tensor, theta_idx: int = 0) -> None:
+        """Record the curvature ``C_{theta_idx, path_idx} = val`` and update :attr:`probs` (Eq. 10).
+
+        With ``v = max(C, eps)`` and all P paths of θ index u recorded,
+        ``π_u(p) = (1 − mpf) v[u, p] / Σ_q v[u, q]`` and ``probs = mean_u (π_u + mpf / P)``; while
+        only ``m`` paths of u are recorded, their share of ``π_u`` is ``m / P``.
+
+        Raises:
+            ValueError: indices out of range, a negative value, or probabilities loaded from a file.
+        """
+        self.sampler.set_probs(self.theta_is.update_prob(path_idx, val, theta_idx))
+
+    def load_probs(self, probs_path: str | os.PathLike) -> None:
+        """Use the path distribution saved in ``probs_path``: a plain ``(P,)`` tensor, as a warmup
+        (ours or scrapl-loss 0.1.0's) writes it, or an older file of this library.
+
+        Raises:
+            ValueError: naming ``probs_path`` and the file: missing or unreadable file, wrong
+                shape, negative entries, entries below the ``min_prob_frac`` floor, a sum other
+                than 1, or a file recorded (in ``meta.json`` beside it) for another configuration.
+        """
+        self.sampler.set_probs(self.theta_is.load_probs(probs_path), name="probs_path", atol=1e-5)
+
+    def load_probs_from_warmup_dir(
+        self, warmup_dir: str | os.PathLike, agg: str = "none", *, allow_missing: bool = False
+    ) -> list[int]:
+        """Rebuild :attr:`probs` from the ``vals_{p}.pt`` files of a (possibly sharded) warmup.
+
+        The θ-IS state is reset and every path's values are recorded in path order, so a complete
+        directory gives exactly the probabilities of an uninterrupted one-process warmup.
+
+        Args:
+            warmup_dir: the ``save_dir`` of one or several :meth:`warmup_lc_hvp` runs.
+            agg: ``"none"``, ``"mean"``, ``"max"`` or ``"med"``; must match the warmup's.
+            allow_missing: skip missing paths with a warning (their probability stays ``1/P``)
+                instead of raising.
+
+        Returns:
+            The path indices loaded.
+
+        Raises:
+            ValueError: not a directory, another configuration, missing paths, bad files.
+        """
+        probs, loaded = self.theta_is.load_warmup_dir(warmup_dir, agg, allow_missing)
+        self.sampler.set_probs(probs)
+        return loaded
+
+    def warmup_lc_hvp(
+        self,
+        theta_fn: Callable[..., Tensor],
+        synth_fn: Callable[..., Tensor],
+        theta_fn_kwargs: Sequence[Mapping[str, Any]],
+        params: Sequence[Tensor],
+        synth_fn_kwargs: Sequence[Mapping[str, Any]] | None = None,
+        start_path_idx: int = 0,
+        end_path_idx: int | None = None,
+        save_dir: str | os.PathLike | None = "scrapl_warmup",
+        n_iter: int = 20,
+        agg: str = "none",
+        force_multibatch: bool = False,
+        *,
+        method: EigenMethod = "power",
+        tol: float = 1e-4,
+        init: InitMode = "seeded",
+        seed: int = 0,
+        theta_batching: ThetaBatching | None = None,
+        distributed: bool | None = None,
+        strict_determinism: bool = False,
+        progress: bool = True,
+        engine: Engine | None = None,
+    ) -> WarmupResult:
+        """θ-IS warmup: estimate each path's curvature per synth parameter, set :attr:`probs`.
+
+        For path p and θ index u, ``C_{u,p} = |λ_max(A_u)|`` with ``A_u v = ∇_w⟨g_u(w), v⟩`` and
+        ``g_u = Σ_b ∂L_p/∂θ_{b,u} ∇_w θ_{b,u}``: the Jacobian, with respect to the encoder weights
+        ``w``, of the gradient that reaches them through θ_u (paper §3.4, Eq. 10-12), by power
+        iteration with Hessian-vector products (all θ of a path batched). The probabilities follow
+        Eq. (10) with the ``min_prob_frac`` floor. Each path's values are checked (a NaN or inf
+        raises, naming the path and θ index, and writes nothing) and written atomically to
+        ``save_dir/vals_{p}.pt`` (``(n_groups, n_theta)``); a re-run with the same ``save_dir``
+        skips the paths already there; ``probs.pt`` (a plain ``(P,)`` tensor, as scrapl-loss 0.1.0
+        writes it) is written when the range covers every path. Under ``torch.distributed`` the
+        paths are sharded over the ranks and every rank ends with the same probabilities.
+
+        Args:
+            theta_fn: the encoder, ``theta_fn(**theta_fn_kwargs[b])`` -> ``(batch, n_theta)``.
+            synth_fn: the synth, ``synth_fn(theta, **synth_fn_kwargs[b])`` -> ``(batch, ch, N)``.
+            theta_fn_kwargs: one dict per batch, each with the input signal under ``"x"``.
+            params: the encoder weights (no ``.grad`` yet; not attached).
+            synth_fn_kwargs: one dict per batch, or None.
+            start_path_idx, end_path_idx, save_dir, n_iter, agg, force_multibatch, method, tol,
+                init, seed, theta_batching, distributed, strict_determinism, progress: the options
+                of :class:`~scrapl.warmup.WarmupOptions` (its docstring has them in one table).
+            engine: for benchmarks only: force the ``"factored"`` or ``"direct"`` products
+                (:class:`~scrapl.warmup.Strategy`; default None chooses).
+
+        Returns:
+            The :class:`~scrapl.warmup.WarmupResult` (values per path, probabilities, convergence).
+
+        Raises:
+            ValueError: parameters attached, probabilities loaded from a file, bad arguments,
+                a ``save_dir`` holding another configuration, a non-finite curvature value.
+        """
+        options = WarmupOptions(
+            start_path_idx=start_path_idx,
+            end_path_idx=end_path_idx,
+            save_dir=save_dir,
+            n_iter=n_iter,
+            agg=agg,  # type: ignore[arg-type]  # checked by WarmupOptions
+            force_multibatch=force_multibatch,
+            method=method,
+            tol=tol,
+            init=init,
+            seed=seed,
+            theta_batching=theta_batching,
+            distributed=distributed,
+            strict_determinism=strict_determinism,
+            progress=progress,
+        )
+        strategy = None if engine is None else Strategy(engine=engine)
+        result = self.theta_is.warmup(
+            theta_fn, synth_fn, theta_fn_kwargs, params, synth_fn_kwargs, options, strategy
+        )
+        self.sampler.set_probs(result.probs)
+        return result

@@ -1,20 +1,22 @@
 """Path sampling: a categorical distribution over scattering paths, seeded and resumable.
 
 Draws are bit-compatible with scrapl-loss 0.1.0: ``torch.multinomial(probs, 1)`` on float64 CPU
-probabilities, from torch's global generator when no seed is given, or from a private generator
-re-seeded with ``seed`` (the global RNG is then left untouched). With ``sample_all_paths_first``,
-every path is first drawn once, in a random order without replacement
-(``torch.randint(0, n_left, (1,))`` picks the next one).
+probabilities, from torch's global generator when no seed is given (or from the sampler's own
+``generator``, if it was given one), or from a private generator re-seeded with ``seed`` (the
+global RNG is then left untouched). With ``sample_all_paths_first``, every path is first drawn
+once, in a random order without replacement (``torch.randint(0, n_left, (1,))`` picks the next
+one).
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 from collections import defaultdict
 
 import torch
 from torch import Tensor
+
+from ._checks import as_bool, as_int, as_int_in
 
 __all__ = ["PathSampler", "check_probs"]
 
@@ -74,27 +76,47 @@ class PathSampler:
         n_paths: number of paths ``P``.
         sample_all_paths_first: visit every path once (random order, no replacement) before
             sampling from ``probs``.
+        generator: a CPU ``torch.Generator`` for unseeded draws, so that they are reproducible
+            without reseeding torch's global RNG (default None: the global RNG, as scrapl-loss
+            0.1.0). It is used as given (seed it yourself) and its state is saved by
+            :meth:`state_dict`.
 
     Attributes:
         probs: float64 CPU tensor of shape ``(P,)`` (uniform at first).
         path_counts: ``defaultdict(int)``, number of training-mode draws per path.
         unsampled_paths: paths not yet drawn in the all-paths-first phase.
+        generator: the private generator of seeded draws (re-seeded at every seeded draw).
+        draw_generator: the generator of unseeded draws, or None for the global RNG.
+
+    Example:
+        >>> a = PathSampler(5, generator=torch.Generator().manual_seed(0))
+        >>> b = PathSampler(5, generator=torch.Generator().manual_seed(0))
+        >>> [a.sample() for _ in range(3)] == [b.sample() for _ in range(3)]  # global RNG untouched
+        True
     """
 
-    def __init__(self, n_paths: int, *, sample_all_paths_first: bool = False) -> None:
-        self.n_paths = n_paths
-        self.sample_all_paths_first = sample_all_paths_first
+    def __init__(
+        self, n_paths: int, *, sample_all_paths_first: bool = False, generator: torch.Generator | None = None
+    ) -> None:
+        self.n_paths = as_int_in("n_paths", n_paths, 1)
+        self.sample_all_paths_first = as_bool("sample_all_paths_first", sample_all_paths_first)
+        if generator is not None and (
+            not isinstance(generator, torch.Generator) or generator.device.type != "cpu"
+        ):
+            raise TypeError(f"generator must be a CPU torch.Generator or None, got {generator!r}")
         self.probs = torch.full((n_paths,), 1.0 / n_paths, dtype=torch.float64)
         self.path_counts: defaultdict[int, int] = defaultdict(int)
         self.unsampled_paths = list(range(n_paths))
         self.generator = torch.Generator("cpu")
+        self.draw_generator = generator
 
     def _generator(self, seed: int | None) -> torch.Generator | None:
         if seed is None:
-            return None
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-            raise TypeError(f"seed must be an int or None, got {seed!r}")
-        self.generator.manual_seed(int(seed))
+            return self.draw_generator
+        try:
+            self.generator.manual_seed(as_int("seed", seed))
+        except TypeError:
+            raise TypeError(f"seed must be an int or None, got {seed!r}") from None
         return self.generator
 
     def in_first_pass(self) -> bool:
@@ -124,9 +146,10 @@ class PathSampler:
         if self.sample_all_paths_first and path_idx in self.unsampled_paths:
             self.unsampled_paths.remove(path_idx)
 
-    def set_probs(self, probs: Tensor, *, name: str = "probs") -> None:
-        """Replace the distribution (validated: shape ``(P,)``, non-negative, sums to 1)."""
-        self.probs = check_probs(probs, self.n_paths, name=name)
+    def set_probs(self, probs: Tensor, *, name: str = "probs", atol: float = 1e-6) -> None:
+        """Replace the distribution (validated: shape ``(P,)``, non-negative, sums to 1 within
+        ``atol``)."""
+        self.probs = check_probs(probs, self.n_paths, name=name, atol=atol)
 
     def clear(self) -> None:
         """Forget visits and restart the all-paths-first phase (``probs`` are kept)."""
@@ -134,19 +157,31 @@ class PathSampler:
         self.unsampled_paths = list(range(self.n_paths))
 
     def state_dict(self) -> dict:
-        """Plain, ``weights_only``-loadable state: counts, first-pass list, probs, generator state."""
+        """Plain, ``weights_only``-loadable state: counts, first-pass list, probs, the generators'
+        states (``draw_generator`` None when unseeded draws use the global RNG)."""
+        draw = self.draw_generator
         return {
             "path_counts": {int(k): int(v) for k, v in self.path_counts.items()},
             "unsampled_paths": list(self.unsampled_paths),
             "probs": self.probs.clone(),
             "generator": self.generator.get_state(),
+            "draw_generator": None if draw is None else draw.get_state(),
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict` output (validating ``probs``)."""
+        """Restore :meth:`state_dict` output (validating ``probs``).
+
+        A saved ``draw_generator`` state is restored into this sampler's generator (one is created
+        if it has none, so that a resumed run draws what the saved one would have); older states
+        without it leave the generator as it is.
+        """
         probs = check_probs(state["probs"], self.n_paths, name="probs")
         self.path_counts = defaultdict(int, {int(k): int(v) for k, v in state["path_counts"].items()})
         self.unsampled_paths = [int(p) for p in state["unsampled_paths"]]
         self.probs = probs
         if "generator" in state:
             self.generator.set_state(state["generator"])
+        if state.get("draw_generator") is not None:
+            if self.draw_generator is None:
+                self.draw_generator = torch.Generator("cpu")
+            self.draw_generator.set_state(state["draw_generator"])

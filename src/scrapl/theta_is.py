@@ -1,10 +1,11 @@
-"""θ-importance sampling on :class:`~scrapl.SCRAPLLoss`: the seed's warmup and probability API.
+"""θ-importance sampling of one :class:`~scrapl.SCRAPLLoss`: the probability state, its files and
+the warmup.
 
-A mixin that gives the loss ``warmup_lc_hvp``, ``check_is_deterministic``, ``update_prob``,
-``load_probs`` and ``load_probs_from_warmup_dir``. The work is done by :mod:`scrapl.warmup`
-(engine-independent: it only sees this loss's one-path distance); this file holds the glue: the
-probability state, which lives in a :class:`~scrapl.warmup.ThetaISState` and is copied into the
-sampler whenever it changes, and the log lines of scrapl-loss 0.1.0.
+:class:`ThetaIS` reads the loss it belongs to (its configuration, its one-path distance, whether
+parameters are attached) and returns path probabilities; the loss puts them into its sampler. The
+seed's methods on the loss (``warmup_lc_hvp``, ``update_prob``, ``load_probs``,
+``load_probs_from_warmup_dir``, ``check_is_deterministic``) are one-line delegations to it. The
+work is done by :mod:`scrapl.warmup`, which only sees the loss's one-path distance.
 
 Where this departs from scrapl-loss 0.1.0 (each deliberate):
 
@@ -14,7 +15,8 @@ Where this departs from scrapl-loss 0.1.0 (each deliberate):
 * ``load_probs_from_warmup_dir`` replaces only the θ-IS state: attached parameters, counts and
   optimizer state are kept (the reference calls ``clear()``); an incomplete directory is an error
   unless ``allow_missing=True``; a directory written for another configuration is an error;
-* ``probs_path=`` works in the constructor, and probability files carry their configuration;
+* ``probs_path=`` works in the constructor, and a warmup's ``probs.pt`` has its configuration
+  recorded beside it (in ``meta.json``);
 * ``min_prob_frac`` above ~1e-5 works (the reference's check omits the floor).
 """
 
@@ -22,13 +24,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
 from ._logging import get_logger
 from .warmup import (
+    Strategy,
     ThetaISState,
+    WarmupOptions,
     WarmupResult,
     load_probs_file,
     load_warmup_dir,
@@ -36,269 +40,171 @@ from .warmup import (
 )
 from .warmup import check_is_deterministic as _check_is_deterministic
 from .warmup import check_probs as _check_theta_probs
-from .warmup.curvature import EigenMethod, Engine, InitMode
 
-__all__ = ["ThetaISMixin"]
+if TYPE_CHECKING:
+    from .loss import SCRAPLLoss
+
+__all__ = ["ThetaIS", "check_is_deterministic"]
 
 log = get_logger("scrapl.scrapl_loss")
 
 
-class ThetaISMixin:
-    """θ-IS methods of :class:`~scrapl.SCRAPLLoss` (see the module docstring)."""
+def check_is_deterministic(
+    theta_fn: Callable[..., Tensor],
+    theta_fn_kwargs: Mapping[str, Any],
+    synth_fn: Callable[..., Tensor],
+    synth_fn_kwargs: Mapping[str, Any] | None = None,
+) -> bool:
+    """Call encoder and synth twice on the same input; warn and return False if they differ
+    (``torch.allclose``, rtol 1e-5, atol 1e-8), else return True."""
+    return _check_is_deterministic(theta_fn, theta_fn_kwargs, synth_fn, synth_fn_kwargs, logger=log)
 
-    # provided by SCRAPLLoss
-    n_paths: int
-    p: float
-    use_rho_log1p: bool
-    log1p_eps: float
-    n_theta: int
-    min_prob_frac: float
-    eps: float
-    loaded_probs_path: str | None
-    attached_params: list[Tensor]
-    engine: Any
-    sampler: Any
-    calc_dist: Callable[[Tensor, Tensor, int], Tensor]
 
-    def _init_theta_is(self) -> None:
-        self.theta_is = ThetaISState(
-            n_paths=self.n_paths, n_theta=self.n_theta, min_prob_frac=self.min_prob_frac, eps=self.eps
+class ThetaIS:
+    """The θ-IS state of a loss and what changes it: values, files, the warmup.
+
+    Args:
+        loss: the loss this state belongs to; read (configuration, one-path distance, attached
+            parameters), never written.
+
+    Attributes:
+        state: the :class:`~scrapl.warmup.ThetaISState` (curvature values and probabilities).
+        loaded_from: the file or directory the probabilities were loaded from, or None.
+    """
+
+    def __init__(self, loss: SCRAPLLoss) -> None:
+        self._loss = loss
+        self.state = ThetaISState(
+            n_paths=loss.n_paths, n_theta=loss.n_theta, min_prob_frac=loss.min_prob_frac, eps=loss.eps
         )
+        self.loaded_from: str | None = None
 
-    def _warmup_config(self) -> dict[str, Any]:
+    def config(self) -> dict[str, Any]:
         """What the curvature values depend on, besides the models and data (files record it)."""
-        config = dict(self.engine.describe())
+        loss = self._loss
+        config = dict(loss.engine.describe())
         config["transform"] = config.pop("engine")  # "engine" names the warmup's operator
         return {
             **config,
-            "p": self.p,
-            "use_rho_log1p": self.use_rho_log1p,
-            "log1p_eps": self.log1p_eps,
-            "eps": self.eps,
+            "p": loss.p,
+            "use_rho_log1p": loss.use_rho_log1p,
+            "log1p_eps": loss.log1p_eps,
+            "eps": loss.eps,
         }
 
-    def _sync_probs(self) -> None:
-        self.sampler.set_probs(self.theta_is.probs)
-
-    def _log_probs_loaded(self, header: str, where: str) -> None:
-        probs = self.sampler.probs
-        log.info(
-            f"{header}\n\t{where}\n\tmin prob = {probs.min().item():.6f}, max prob = {probs.max().item():.6f}"
-        )
+    def reset(self) -> Tensor:
+        """Forget every value and the loaded file; return the (uniform) probabilities."""
+        self.state.reset()
+        self.loaded_from = None
+        return self.state.probs
 
     def _check_not_loaded(self, what: str) -> None:
-        if self.loaded_probs_path is not None:
+        if self.loaded_from is not None:
             raise ValueError(
-                f"{what} cannot change probabilities loaded from "
-                f"{self.loaded_probs_path!r}; call clear() first"
+                f"{what} cannot change probabilities loaded from {self.loaded_from!r}; call clear() first"
             )
 
-    # -- probabilities ---------------------------------------------------------------------------
-    def update_prob(self, path_idx: int, val: float | Tensor, theta_idx: int = 0) -> None:
-        """Record the curvature ``C_{theta_idx, path_idx} = val`` and update :attr:`probs`.
+    def _log_loaded(self, header: str, where: str, probs: Tensor) -> None:
+        lo, hi = probs.min().item(), probs.max().item()
+        log.info(f"{header}\n\t{where}\n\tmin prob = {lo:.6f}, max prob = {hi:.6f}")
 
-        With ``v = max(C, eps)`` and all P paths of θ index u recorded, Eq. (10):
-        ``π_u(p) = (1 − mpf) v[u, p] / Σ_q v[u, q]`` and ``probs = mean_u (π_u + mpf / P)``; while
-        only ``m`` paths of u are recorded, their share of ``π_u`` is ``m / P`` (see
-        :class:`~scrapl.warmup.ThetaISState`).
+    # -- probabilities ---------------------------------------------------------------------------
+    def update_prob(self, path_idx: int, val: float | Tensor, theta_idx: int = 0) -> Tensor:
+        """Record ``C_{theta_idx, path_idx} = val``; return the new probabilities (Eq. 10).
 
         Raises:
             ValueError: indices out of range, a negative value, or probabilities loaded from a file.
         """
         self._check_not_loaded("update_prob")
-        self.theta_is.update(path_idx, val, theta_idx)
-        self._sync_probs()
+        self.state.update(path_idx, val, theta_idx)
+        return self.state.probs
 
-    def load_probs(self, probs_path: str | os.PathLike) -> None:
-        """Use the path distribution saved in ``probs_path`` (a warmup's ``probs.pt``, or a plain
-        ``(P,)`` tensor as scrapl-loss 0.1.0 saves it).
+    def load_probs(self, probs_path: str | os.PathLike) -> Tensor:
+        """Read, check and return the probabilities saved in ``probs_path``.
 
         Raises:
-            ValueError: missing or unreadable file, wrong shape, negative entries, entries below the
-                ``min_prob_frac`` floor, a sum other than 1, or a file recorded for another JTFS
-                configuration.
+            ValueError: naming ``probs_path`` and the file: missing or unreadable file, wrong
+                shape, negative entries, entries below the floor, a sum other than 1, or a file
+                recorded for another configuration.
         """
-        loaded = load_probs_file(probs_path, n_paths=self.n_paths)
+        loaded = load_probs_file(probs_path, n_paths=self.state.n_paths, name="probs_path")
+        where = f"probs_path {str(probs_path)!r}"
         if loaded.config is not None:
-            mine = self._warmup_config()
             diff = [
                 f"{k}: file has {loaded.config[k]!r}, this loss has {v!r}"
-                for k, v in mine.items()
+                for k, v in self.config().items()
                 if k in loaded.config and loaded.config[k] != v
             ]
             if diff:
-                raise ValueError(
-                    f"probs_path {str(probs_path)!r} was computed for another "
-                    f"configuration:\n  " + "\n  ".join(diff)
-                )
-        _check_theta_probs(
-            loaded.probs,
-            n_paths=self.n_paths,
-            atol=1e-5,
-            min_prob=self.min_prob_frac / self.n_paths,
-            name="probs_path",
+                raise ValueError(f"{where} was computed for another configuration:\n  " + "\n  ".join(diff))
+        probs = _check_theta_probs(
+            loaded.probs, n_paths=self.state.n_paths, atol=1e-5, min_prob=self.state.min_prob, name=where
         )
-        self.sampler.probs = loaded.probs  # validated above; used as saved, like the reference
-        self.loaded_probs_path = str(probs_path)
-        self._log_probs_loaded("Loading probs from:", str(probs_path))
+        self.loaded_from = str(probs_path)
+        self._log_loaded("Loading probs from:", str(probs_path), probs)
+        return probs
 
-    def load_probs_from_warmup_dir(
-        self, warmup_dir: str | os.PathLike, agg: str = "none", *, allow_missing: bool = False
-    ) -> list[int]:
-        """Rebuild :attr:`probs` from the ``vals_{p}.pt`` files of a (possibly sharded) warmup.
-
-        The θ-IS state is reset and every path's values are recorded in path order, so a complete
-        directory gives exactly the probabilities of an uninterrupted one-process warmup.
-
-        Args:
-            warmup_dir: the ``save_dir`` of one or several :meth:`warmup_lc_hvp` runs.
-            agg: ``"none"``, ``"mean"``, ``"max"`` or ``"med"``; must match the warmup's.
-            allow_missing: skip missing paths with a warning (their probability stays ``1/P``)
-                instead of raising.
+    def load_warmup_dir(
+        self, warmup_dir: str | os.PathLike, agg: str, allow_missing: bool
+    ) -> tuple[Tensor, list[int]]:
+        """Rebuild the probabilities from the ``vals_{p}.pt`` files of a warmup directory.
 
         Returns:
-            The path indices loaded.
-
-        Raises:
-            ValueError: not a directory, another configuration, missing paths, bad files.
+            ``(probs, loaded)``: the probabilities and the path indices loaded.
         """
-        self.theta_is.reset()
+        self.state.reset()
         loaded = load_warmup_dir(
-            warmup_dir,
-            state=self.theta_is,
-            agg=agg,
-            allow_missing=allow_missing,
-            expected_config=self._warmup_config(),
+            warmup_dir, state=self.state, agg=agg, allow_missing=allow_missing, expected_config=self.config()
         )
-        self._sync_probs()
-        self.loaded_probs_path = str(warmup_dir)
-        self._log_probs_loaded("Loading probs from directory:", os.path.abspath(warmup_dir))
-        return loaded
+        self.loaded_from = str(warmup_dir)
+        self._log_loaded("Loading probs from directory:", os.path.abspath(warmup_dir), self.state.probs)
+        return self.state.probs, loaded
 
     # -- warmup ----------------------------------------------------------------------------------
-    @staticmethod
-    def check_is_deterministic(
-        theta_fn: Callable[..., Tensor],
-        theta_fn_kwargs: Mapping[str, Any],
-        synth_fn: Callable[..., Tensor],
-        synth_fn_kwargs: Mapping[str, Any] | None = None,
-    ) -> bool:
-        """Call encoder and synth twice on the same input; warn and return False if they differ
-        (``torch.allclose``, rtol 1e-5, atol 1e-8), else return True."""
-        return _check_is_deterministic(theta_fn, theta_fn_kwargs, synth_fn, synth_fn_kwargs, logger=log)
-
-    def _warmup_path_loss(self, x_hat: Tensor, x: Tensor, path_idx: int) -> Tensor:
-        # the same distance as forward(), without counting a training step
+    def _path_loss(self, x_hat: Tensor, x: Tensor, path_idx: int) -> Tensor:
+        """The loss's one-path distance, without counting a training step (``forward`` counts)."""
         if x_hat.shape != x.shape:
             raise ValueError(
-                f"synth_fn output must have the shape of the input x "
-                f"{tuple(x.shape)}, got {tuple(x_hat.shape)}"
+                f"synth_fn output must have the shape of the input x {tuple(x.shape)}, "
+                f"got {tuple(x_hat.shape)}"
             )
-        x2, t2 = self._check_pair(x_hat, x)  # type: ignore[attr-defined]
-        return self.calc_dist(x2, t2, path_idx)
+        return self._loss.calc_dist(*self._loss._check_pair(x_hat, x), path_idx)
 
-    def warmup_lc_hvp(
+    def warmup(
         self,
         theta_fn: Callable[..., Tensor],
         synth_fn: Callable[..., Tensor],
         theta_fn_kwargs: Sequence[Mapping[str, Any]],
         params: Sequence[Tensor],
-        synth_fn_kwargs: Sequence[Mapping[str, Any]] | None = None,
-        start_path_idx: int = 0,
-        end_path_idx: int | None = None,
-        save_dir: str | os.PathLike | None = "scrapl_warmup",
-        n_iter: int = 20,
-        agg: str = "none",
-        force_multibatch: bool = False,
-        *,
-        tol: float = 1e-4,
-        engine: Engine = "factored",
-        method: EigenMethod = "power",
-        init: InitMode = "seeded",
-        seed: int = 0,
-        distributed: bool | None = None,
-        strict_determinism: bool = False,
-        progress: bool = True,
+        synth_fn_kwargs: Sequence[Mapping[str, Any]] | None,
+        options: WarmupOptions,
+        strategy: Strategy | None = None,
     ) -> WarmupResult:
-        """θ-IS warmup: estimate each path's curvature per synth parameter, set :attr:`probs`.
-
-        For path p and θ index u, ``C_{u,p} = |λ_max(A_u)|`` with ``A_u v = ∇_w⟨g_u(w), v⟩`` and
-        ``g_u = Σ_b ∂L_p/∂θ_{b,u} ∇_w θ_{b,u}``: the Jacobian, with respect to the encoder weights
-        ``w``, of the gradient that reaches them through θ_u (paper §3.4, Eq. 10-12), by power
-        iteration with Hessian-vector products (all θ of a path batched). The probabilities follow
-        Eq. (10) with the ``min_prob_frac`` floor. Each path's values are written atomically to
-        ``save_dir/vals_{p}.pt`` (``(n_groups, n_theta)``); a re-run with the same ``save_dir``
-        skips the paths already there; ``probs.pt`` (with the configuration) is written when the
-        range covers every path. Under ``torch.distributed`` the paths are sharded over the ranks
-        and every rank ends with the same probabilities.
-
-        Args:
-            theta_fn: the encoder, ``theta_fn(**theta_fn_kwargs[b])`` -> ``(batch, n_theta)``.
-            synth_fn: the synth, ``synth_fn(theta, **synth_fn_kwargs[b])`` -> ``(batch, ch, N)``.
-            theta_fn_kwargs: one dict per batch, each with the input signal under ``"x"``.
-            params: the encoder weights (no ``.grad`` yet; not attached).
-            synth_fn_kwargs: one dict per batch, or None.
-            start_path_idx: first path of the range ``[start, end)`` (default 0).
-            end_path_idx: end of the range, exclusive (default None: every path).
-            save_dir: warmup directory (default ``"scrapl_warmup"``), or None for none.
-            n_iter: maximum power-iteration steps (default 20).
-            agg: ``"none"`` (one operator over all params) or ``"mean"``/``"max"``/``"med"`` (one
-                per parameter tensor, reduced per θ: less memory).
-            force_multibatch: recompute the forward per product even with one batch.
-            tol: stop a power iteration when the relative change of λ is below this (1e-4).
-            engine: ``"factored"`` (θ-space Hessian, default) or ``"direct"`` (the reference's
-                double backward through the loss at every product).
-            method: ``"power"`` (power iteration, the reference's, default) or ``"arnoldi"`` (the
-                same eigenvalue from the Krylov subspace of the products, ``tol`` bounding the
-                relative residual; see :func:`~scrapl.warmup.driver.run_warmup`).
-            init: ``"seeded"`` start vectors from ``seed`` (default), ``"reference"``
-                (scrapl-loss 0.1.0's draws from the global RNG) or ``"chain"`` (each path from
-                the previous computed path's eigenvectors: fewer products, order-dependent
-                values; see :func:`~scrapl.warmup.driver.run_warmup`).
-            seed: seed of the start vectors.
-            distributed: shard over ``torch.distributed`` ranks (None: if initialised).
-            strict_determinism: raise instead of warning for a non-deterministic encoder/synth.
-            progress: show a progress bar.
-
-        Returns:
-            The :class:`~scrapl.warmup.WarmupResult` (values per path, probabilities, convergence).
+        """Run the warmup (see :meth:`scrapl.SCRAPLLoss.warmup_lc_hvp`); the result's ``probs``
+        are the new probabilities.
 
         Raises:
-            ValueError: parameters attached, probabilities loaded from a file, bad arguments,
-                a ``save_dir`` holding another configuration.
+            ValueError: parameters attached to the loss, probabilities loaded from a file, and
+                everything :func:`~scrapl.warmup.run_warmup` refuses.
         """
-        if self.attached_params:
+        if self._loss.attached_params:
             raise ValueError(
-                "Parameters cannot be attached during warmup: call "
-                "attach_params([]) first and attach them again afterwards"
+                "Parameters cannot be attached during warmup: call attach_params([]) first and "
+                "attach them again afterwards"
             )
         self._check_not_loaded("warmup_lc_hvp")
-        result = run_warmup(
-            self._warmup_path_loss,
+        return run_warmup(
+            self._path_loss,
             theta_fn,
             synth_fn,
             theta_fn_kwargs,
             params,
-            n_paths=self.n_paths,
-            n_theta=self.n_theta,
+            n_paths=self.state.n_paths,
+            n_theta=self.state.n_theta,
             synth_fn_kwargs=synth_fn_kwargs,
-            start_path_idx=start_path_idx,
-            end_path_idx=end_path_idx,
-            save_dir=save_dir,
-            n_iter=n_iter,
-            tol=tol,
-            agg=agg,
-            force_multibatch=force_multibatch,
-            engine=engine,
-            method=method,
-            init=init,
-            seed=seed,
-            state=self.theta_is,
-            config=self._warmup_config(),
-            distributed=distributed,
-            strict_determinism=strict_determinism,
-            progress=progress,
+            options=options,
+            state=self.state,
+            config=self.config(),
+            strategy=strategy,
             logger=log,
         )
-        self._sync_probs()
-        return result

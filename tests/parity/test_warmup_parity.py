@@ -16,7 +16,15 @@ import pytest
 import torch
 from torch import nn
 
-from scrapl.warmup import ThetaISState, dense_matvec, load_warmup_dir, power_iteration, run_warmup
+from scrapl.warmup import (
+    Strategy,
+    ThetaISState,
+    WarmupOptions,
+    dense_matvec,
+    load_warmup_dir,
+    power_iteration,
+    run_warmup,
+)
 
 N_SAMPLES, N_THETA, BATCH = 8096, 3, 4
 
@@ -74,7 +82,7 @@ def reference_warmup(ex, seed, save_dir, *, n_batches=1, params=None, **kwargs):
     return vals, loss.probs.clone(), torch.get_rng_state()
 
 
-def our_warmup(ex, seed, *, n_batches=1, start_path_idx=0, params=None, **kwargs):
+def our_warmup(ex, seed, *, n_batches=1, start_path_idx=0, params=None, engine=None, **kwargs):
     loss = ex["loss"]
     loss.clear()
     loss.eval()  # eval mode: the reference loss counts nothing
@@ -87,11 +95,10 @@ def our_warmup(ex, seed, *, n_batches=1, start_path_idx=0, params=None, **kwargs
         params or list(ex["encoder"].parameters()),
         n_paths=loss.n_paths,
         n_theta=N_THETA,
-        save_dir=None,
-        init="reference",
-        start_path_idx=start_path_idx,
-        progress=False,
-        **kwargs,
+        options=WarmupOptions(
+            save_dir=None, init="reference", start_path_idx=start_path_idx, progress=False, **kwargs
+        ),
+        strategy=Strategy(engine=engine),
     )
     assert not loss.path_counts
     loss.train()

@@ -4,6 +4,8 @@
 * :class:`PathwiseOptimizer`: those rules over a set of parameters, with lazily allocated,
   optionally offloaded, resumable state; used explicitly between ``backward()`` and ``SGD.step()``.
 * :class:`PathwiseHooks`: the same optimizer run from tensor hooks during ``backward()``.
+* :mod:`~scrapl.optim.provenance`: which paths each gradient came from, so that no step credits
+  a gradient to the wrong path (:class:`MixedPathsError`).
 """
 
 from .functional import (
@@ -18,13 +20,16 @@ from .functional import (
 )
 from .hooks import HookContext, PathwiseHooks
 from .pathwise import PathwiseConfig, PathwiseOptimizer
+from .provenance import BackwardPaths, MixedPathsError
 from .state import MemoryReport
 
 __all__ = [
     "COMPAT_MODES",
+    "BackwardPaths",
     "Compat",
     "HookContext",
     "MemoryReport",
+    "MixedPathsError",
     "PAdamResult",
     "PSagaResult",
     "PathwiseConfig",

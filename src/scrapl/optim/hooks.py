@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
 from .pathwise import PathwiseOptimizer
+from .provenance import check_one_path
 
 __all__ = ["HookContext", "PathwiseHooks"]
 
@@ -45,7 +46,10 @@ class PathwiseHooks:
     In training mode each hook returns ``optimizer.process_grad(i, grad, path_idx, step, n_seen)``
     with the values of ``context()``; in eval mode it returns the gradient unchanged (no
     ``grad_mult`` either). The incoming gradient is never modified in place, so expanded or
-    shared gradients are safe.
+    shared gradients are safe. If the optimizer tracks paths (``backward_paths``), a backward pass
+    whose gradient comes from another path than ``context().path_idx``, or that would add to a
+    ``p.grad`` holding another path's gradient, raises
+    :class:`~scrapl.optim.provenance.MixedPathsError` before anything is transformed.
 
     Args:
         optimizer: The optimizer whose ``params`` get hooks.
@@ -101,6 +105,9 @@ class PathwiseHooks:
                 "a hooked parameter received a gradient in training mode, but no path has been "
                 "sampled: run the loss's forward before backward()"
             )
+        if self.optimizer.grad_paths is not None:
+            incoming = self.optimizer.grad_paths.incoming(param_index)
+            check_one_path(incoming, ctx.path_idx, f"a backward pass into params[{param_index}] is processed")
         return self.optimizer.process_grad(param_index, grad, ctx.path_idx, ctx.step, ctx.n_seen)
 
     def remove(self) -> None:

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from ._checks import as_bool, as_float, as_int_in, check_params
 from .functional import Compat, adam_time, p_adam_update, p_saga_update, saga_denominator
+from .provenance import BackwardPaths, GradPaths, check_one_path
 from .state import MemoryReport, PathwiseState
 
 __all__ = ["PathwiseConfig", "PathwiseOptimizer"]
@@ -100,6 +101,11 @@ class PathwiseOptimizer:
         eps: ``ε`` >= 0, added to ``sqrt(v̂)`` (default 1e-8).
         compat: ``"paper"`` (default) or ``"reference"``.
         offload: Keep per-path rows in host memory (default False).
+        backward_paths: Where the loss records the paths of each backward pass (a
+            :class:`~scrapl.optim.provenance.BackwardPaths`; ``SCRAPLLoss.make_optimizer`` passes
+            its own). Given it, :meth:`step` refuses gradients of another path than ``path_idx``,
+            or of several paths (:class:`~scrapl.optim.provenance.MixedPathsError`). Default None:
+            no check.
 
     Example:
         >>> import torch
@@ -124,6 +130,7 @@ class PathwiseOptimizer:
         eps: float = 1e-8,
         compat: Compat = "paper",
         offload: bool = False,
+        backward_paths: BackwardPaths | None = None,
     ) -> None:
         self.config = PathwiseConfig(
             n_paths=n_paths, grad_mult=grad_mult, use_p_adam=use_p_adam, use_p_saga=use_p_saga,
@@ -131,6 +138,7 @@ class PathwiseOptimizer:
         )  # fmt: skip
         self._params = check_params(params)
         self._state = PathwiseState(self._params, offload=offload)
+        self.grad_paths = None if backward_paths is None else GradPaths(self._params, backward_paths)
 
     @property
     def params(self) -> tuple[Tensor, ...]:
@@ -260,14 +268,23 @@ class PathwiseOptimizer:
         Args:
             path_idx: The path the gradients were computed for, in ``[0, n_paths)``.
             n_seen: As in :meth:`process_grad`; None (default) counts this optimizer's paths.
+
+        Raises:
+            MixedPathsError: (with ``backward_paths``) the gradients come from another path than
+                ``path_idx``, or from several (accumulated over micro-batches that drew different
+                paths). Nothing is changed then.
         """
         path = as_int_in("path_idx", path_idx, 0, self.config.n_paths)
+        if self.grad_paths is not None:
+            check_one_path(self.grad_paths.held(), path, f"step(path_idx={path}) was called")
         k = self._state.step + 1
         for i, p in enumerate(self._params):
             if p.grad is not None:
                 p.grad.copy_(self.process_grad(i, p.grad, path, k, n_seen))
         self._state.visited.add(path)
         self._state.step = k
+        if self.grad_paths is not None:
+            self.grad_paths.clear()
 
     def reset(self) -> None:
         """Forget all state: moments, memories, visited paths and the step counter."""

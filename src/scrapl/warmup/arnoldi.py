@@ -20,7 +20,7 @@ import math
 import torch
 from torch import Tensor
 
-from .power import BatchedMatvec, PowerIterationResult, check_iteration_args
+from .power import BatchedMatvec, NonFiniteProductError, PowerIterationResult, check_iteration_args
 
 __all__ = ["arnoldi_iteration"]
 
@@ -63,7 +63,8 @@ def arnoldi_iteration(
     the dtype of ``init``.
 
     A need not be symmetric. A real θ is returned with its sign; a complex one (a complex
-    conjugate pair dominates) as its modulus ``|θ|`` (the warmup takes ``abs`` of either).
+    conjugate pair dominates) as its modulus ``|θ|`` (the warmup takes ``abs`` of either). A
+    product with a NaN or an infinity stops everything at once.
 
     Args:
         matvec: batched operator application, see :data:`~.power.BatchedMatvec`.
@@ -75,6 +76,9 @@ def arnoldi_iteration(
         A :class:`~.power.PowerIterationResult`: eigenvalues ``(m,)`` float64, eigenvectors
         ``(m, n)`` (the unit Ritz vector x, its real part for a complex θ), ``errors`` the
         ``err_k`` per step, ``n_iters`` the products spent, ``converged``.
+
+    Raises:
+        NonFiniteProductError: at the first product that holds a NaN or an infinity.
 
     Shape:
         init: ``(m, n)``; matvec rows: ``(k, n)`` with ``k ≤ m``.
@@ -106,6 +110,9 @@ def arnoldi_iteration(
         n_steps = k + 1
         index = torch.tensor(active, dtype=torch.long, device=init.device)
         prods = matvec(Q[k][index].to(init.dtype), index).detach().double()  # (a, n)
+        finite = torch.isfinite(prods).all(dim=1).tolist()  # stop at the first NaN/inf product
+        if not all(finite):
+            raise NonFiniteProductError(active[finite.index(False)], k + 1)
         Q.append(torch.zeros_like(Q[0]))
         still = []
         for row, op in enumerate(active):

@@ -3,33 +3,85 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from .._logging import get_logger
 from .arnoldi import arnoldi_iteration
-from .factored import BatchHessian, FactoredCurvature, HessianMode, batch_theta_hessian, encoder_jacobian
-from .hvp import DirectCurvature, PathLoss, ThetaBatching, WarmupBatch, flat_size
-from .power import PowerIterationResult, ReferenceInitStream, power_iteration, seeded_init
+from .factored import BatchHessian, FactoredCurvature, batch_theta_hessian, encoder_jacobian
+from .hvp import DirectCurvature, flat_size
+from .options import EigenMethod, Engine, HessianMode, JacobianMode, ThetaBatching
+from .power import (
+    NonFiniteProductError,
+    PowerIterationResult,
+    ReferenceInitStream,
+    power_iteration,
+    seeded_init,
+)
+from .problem import WarmupBatch, WarmupProblem
 
 __all__ = [
-    "Engine",
-    "EigenMethod",
-    "InitMode",
-    "JacobianMode",
+    "CurvatureSettings",
+    "NonFiniteCurvatureError",
     "SharedEncoder",
+    "check_finite_vals",
     "path_curvatures",
     "start_vectors",
 ]
 
-Engine = Literal["factored", "direct"]
-InitMode = Literal["seeded", "reference", "chain"]
-JacobianMode = Literal["auto", "on", "off"]
-EigenMethod = Literal["power", "arnoldi"]
-
 log = get_logger("scrapl.warmup")
+
+
+class NonFiniteCurvatureError(ValueError):
+    """A path's curvature value is NaN or infinite (from the encoder, the synth or the data).
+
+    Attributes:
+        path_idx: the path p.
+        theta_idx: the θ index u.
+        group: the parameter group (0 with ``agg="none"``).
+    """
+
+    def __init__(self, path_idx: int, theta_idx: int, group: int, detail: str) -> None:
+        where = f"path {path_idx}, theta index {theta_idx}" + (f", parameter group {group}" if group else "")
+        super().__init__(
+            f"the curvature of {where} is not finite ({detail}): theta_fn, synth_fn or the warmup "
+            f"data produce NaN or inf; nothing was saved for path {path_idx}"
+        )
+        self.path_idx, self.theta_idx, self.group = path_idx, theta_idx, group
+
+
+def check_finite_vals(vals: Tensor, path_idx: int) -> None:
+    """Raise :class:`NonFiniteCurvatureError` if a value of ``(n_groups, nθ)`` ``vals`` is not finite."""
+    bad = (~torch.isfinite(vals)).nonzero()
+    if len(bad):
+        g, u = (int(i) for i in bad[0])
+        raise NonFiniteCurvatureError(path_idx, u, g, f"value {vals[g, u].item()}")
+
+
+@dataclass(frozen=True)
+class CurvatureSettings:
+    """How the operators of a path are built and solved (resolved by the driver).
+
+    Attributes:
+        engine: ``"factored"`` (:mod:`.factored`) or ``"direct"`` (:mod:`.hvp`).
+        theta_batching: ``"vmap"`` or ``"loop"`` over θ.
+        hessian: the θ-space Hessian mode of the factored engine.
+        multibatch: recompute forwards per product (forced by several batches).
+        method: ``"power"`` (:func:`~.power.power_iteration`, the reference's) or ``"arnoldi"``
+            (:func:`~.arnoldi.arnoldi_iteration`).
+        n_iter: products per operator, at most.
+        tol: the stopping tolerance of ``method``.
+    """
+
+    engine: Engine = "factored"
+    theta_batching: ThetaBatching = "loop"
+    hessian: HessianMode = "auto"
+    multibatch: bool = False
+    method: EigenMethod = "power"
+    n_iter: int = 20
+    tol: float = 1e-4
 
 
 class SharedEncoder:
@@ -97,145 +149,118 @@ class SharedEncoder:
 
 
 def path_curvatures(
+    problem: WarmupProblem,
+    settings: CurvatureSettings,
     *,
-    path_loss: PathLoss,
-    theta_fn: Callable[..., Tensor],
-    synth_fn: Callable[..., Tensor],
-    batches: Sequence[WarmupBatch],
     groups: Sequence[Sequence[Tensor]],
     path_idx: int,
-    n_theta: int,
     init_vectors: Sequence[Tensor],
-    n_iter: int = 20,
-    tol: float = 1e-4,
-    engine: Engine = "factored",
-    theta_batching: ThetaBatching = "loop",
-    hessian: HessianMode = "auto",
-    multibatch: bool = False,
     shared: SharedEncoder | None = None,
-    method: EigenMethod = "power",
 ) -> tuple[Tensor, list[PowerIterationResult]]:
     """Estimate ``C_{u,p} = |λ_max(A_u)|`` for every θ index u and parameter group of one path.
 
-    The nθ operators of a group run as one batched power iteration.
+    The nθ operators of a group run as one batched power (or Arnoldi) iteration.
 
     Args:
-        path_loss: ``path_loss(x_hat, x, path_idx) -> scalar``, the one-path distance.
-        theta_fn: the encoder, ``theta_fn(**kwargs) -> (B, nθ)``.
-        synth_fn: the synth, ``synth_fn(θ, **kwargs) -> x̂``.
-        batches: the warmup data.
+        problem: the functions, data and weights.
+        settings: engine, batching and estimator.
         groups: parameter groups (``[params]``, or one group per tensor).
         path_idx: p.
-        n_theta: nθ.
         init_vectors: per group, ``(nθ, n_g)`` start vectors.
-        n_iter: power-iteration budget (maximum steps).
-        tol: power-iteration tolerance on the relative change of λ.
-        engine: ``"factored"`` (θ-space Hessian, :mod:`.factored`) or ``"direct"`` (:mod:`.hvp`).
-        theta_batching: ``"vmap"`` or ``"loop"`` over θ.
-        hessian: θ-space Hessian mode of the factored engine.
-        multibatch: recompute forwards per product (forced by several batches).
         shared: what the run's paths share (factored engine); None: nothing is shared.
-        method: ``"power"`` (:func:`~.power.power_iteration`, the reference's) or ``"arnoldi"``
-            (:func:`~.arnoldi.arnoldi_iteration`: the same eigenvalue from the Krylov subspace,
-            ``tol`` then bounds the relative residual).
 
     Returns:
-        ``(vals, results)``: ``vals`` is ``(n_groups, nθ)`` float32; one result per group.
+        ``(vals, results)``: ``vals`` is ``(n_groups, nθ)`` float32, finite; one result per group.
+
+    Raises:
+        NonFiniteCurvatureError: a product or value is NaN or inf (naming path, θ index, group);
+            the iteration stops at the first such product.
     """
+    multibatch = settings.multibatch or len(problem.batches) > 1
     with torch.enable_grad():  # the warmup differentiates twice, even under no_grad()
-        return _path_curvatures(
-            path_loss=path_loss,
-            theta_fn=theta_fn,
-            synth_fn=synth_fn,
-            batches=batches,
-            groups=groups,
-            path_idx=path_idx,
-            n_theta=n_theta,
-            init_vectors=init_vectors,
-            n_iter=n_iter,
-            tol=tol,
-            engine=engine,
-            theta_batching=theta_batching,
-            hessian=hessian,
-            multibatch=multibatch or len(batches) > 1,
-            shared=shared,
-            method=method,
-        )
+        hessians = None
+        if settings.engine == "factored":
+            hessians = _batch_hessians(problem, settings, path_idx, multibatch, shared)
+        vals, results = [], []
+        for g, (group, init) in enumerate(zip(groups, init_vectors, strict=True)):
+            op = _operator(problem, settings, hessians, group, path_idx, multibatch, shared)
+            solve = arnoldi_iteration if settings.method == "arnoldi" else power_iteration
+            try:
+                res = solve(op, init, n_iter=settings.n_iter, tol=settings.tol)
+            except NonFiniteProductError as err:
+                detail = f"product {err.step} of the {settings.method} iteration"
+                raise NonFiniteCurvatureError(path_idx, err.operator, g, detail) from err
+            del op
+            vals.append(res.eigenvalues.abs().float())
+            results.append(res)
+    out = torch.stack(vals)
+    check_finite_vals(out, path_idx)
+    return out, results
 
 
-def _path_curvatures(
-    *,
-    path_loss,
-    theta_fn,
-    synth_fn,
-    batches,
-    groups,
-    path_idx,
-    n_theta,
-    init_vectors,
-    n_iter,
-    tol,
-    engine,
-    theta_batching,
-    hessian,
-    multibatch,
-    shared,
-    method,
-):
-    hessians = None
-    all_params = [p for g in groups for p in g]
+def _batch_hessians(
+    problem: WarmupProblem,
+    settings: CurvatureSettings,
+    path_idx: int,
+    multibatch: bool,
+    shared: SharedEncoder | None,
+) -> list[BatchHessian]:
+    """The θ-space Hessian of every batch (factored engine); a probed structure is remembered."""
     kept = shared is not None and not multibatch  # θ (and J) shared by the run's paths
-    if engine == "factored":
-        hessians = [
-            batch_theta_hessian(
-                path_loss=path_loss,
-                theta_fn=theta_fn,
-                synth_fn=synth_fn,
-                batch=b,
-                params=all_params,
-                path_idx=path_idx,
-                n_theta=n_theta,
-                theta_batching=theta_batching,
-                hessian=shared.hessian_mode(hessian) if shared is not None else hessian,
-                keep_theta=not multibatch,
-                theta=shared.theta(i, b, theta_fn) if kept else None,
-            )
-            for i, b in enumerate(batches)
-        ]
-        if shared is not None:
-            shared.record(hessian, hessians, path_idx)
-    vals, results = [], []
-    for group, init in zip(groups, init_vectors, strict=True):
-        if hessians is not None:
-            jacobians = None
-            if kept and theta_batching == "loop":
-                jacobians = [shared.group_jacobian(i, all_params, group) for i in range(len(batches))]
-            op = FactoredCurvature(
-                theta_fn=theta_fn,
-                batches=batches,
-                params=group,
-                hessians=hessians,
-                theta_batching=theta_batching,
-                jacobians=jacobians,
-            )
-        else:
-            op = DirectCurvature(
-                path_loss=path_loss,
-                theta_fn=theta_fn,
-                synth_fn=synth_fn,
-                batches=batches,
-                params=group,
-                path_idx=path_idx,
-                n_theta=n_theta,
-                multibatch=multibatch,
-                theta_batching=theta_batching,
-            )
-        solve = arnoldi_iteration if method == "arnoldi" else power_iteration
-        res = solve(op, init, n_iter=n_iter, tol=tol)
-        del op
-        vals.append(res.eigenvalues.abs().float())
-        results.append(res)
-    return torch.stack(vals), results
+    hessians = [
+        batch_theta_hessian(
+            path_loss=problem.path_loss,
+            theta_fn=problem.theta_fn,
+            synth_fn=problem.synth_fn,
+            batch=b,
+            params=problem.params,
+            path_idx=path_idx,
+            n_theta=problem.n_theta,
+            theta_batching=settings.theta_batching,
+            hessian=shared.hessian_mode(settings.hessian) if shared is not None else settings.hessian,
+            keep_theta=not multibatch,
+            theta=shared.theta(i, b, problem.theta_fn) if kept and shared is not None else None,
+        )
+        for i, b in enumerate(problem.batches)
+    ]
+    if shared is not None:
+        shared.record(settings.hessian, hessians, path_idx)
+    return hessians
+
+
+def _operator(
+    problem: WarmupProblem,
+    settings: CurvatureSettings,
+    hessians: list[BatchHessian] | None,
+    group: Sequence[Tensor],
+    path_idx: int,
+    multibatch: bool,
+    shared: SharedEncoder | None,
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """The batched operator ``(vectors, index) -> A_index v`` of one parameter group."""
+    if hessians is None:
+        return DirectCurvature(
+            path_loss=problem.path_loss,
+            theta_fn=problem.theta_fn,
+            synth_fn=problem.synth_fn,
+            batches=problem.batches,
+            params=group,
+            path_idx=path_idx,
+            n_theta=problem.n_theta,
+            multibatch=multibatch,
+            theta_batching=settings.theta_batching,
+        )
+    jacobians = None
+    if shared is not None and not multibatch and settings.theta_batching == "loop":
+        jacobians = [shared.group_jacobian(i, problem.params, group) for i in range(len(problem.batches))]
+    return FactoredCurvature(
+        theta_fn=problem.theta_fn,
+        batches=problem.batches,
+        params=group,
+        hessians=hessians,
+        theta_batching=settings.theta_batching,
+        jacobians=jacobians,
+    )
 
 
 def start_vectors(

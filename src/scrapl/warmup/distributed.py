@@ -5,7 +5,8 @@ are dealt round-robin (``paths[rank::world]``, so expensive neighbouring paths s
 rank computes its share, and one ``all_reduce`` of a zero-filled table gives every rank every
 value (adding zeros is exact, so the values are bit-identical on all ranks). All ranks then record
 the values in path order and end with the same probabilities as a single-process run.
-Collective calls use the CPU for gloo and the current CUDA device for nccl.
+Collective calls run on :func:`scrapl.distributed.comm_device` (the CPU for gloo, the current CUDA
+device for nccl).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.distributed as dist
 from torch import Tensor
+
+from ..distributed import barrier, comm_device
 
 __all__ = [
     "all_ok",
@@ -49,21 +52,6 @@ def rank_and_world(use_distributed: bool | None = None) -> tuple[int, int]:
 def shard_paths(paths: Sequence[int], rank: int, world: int) -> list[int]:
     """The paths of ``rank``: ``paths[rank::world]``."""
     return list(paths)[rank::world]
-
-
-def comm_device() -> torch.device:
-    """The device collectives need: the current CUDA device for nccl, else the CPU."""
-    if dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
-def barrier() -> None:
-    """``dist.barrier()`` (on the right device for nccl)."""
-    if dist.get_backend() == "nccl":
-        dist.barrier(device_ids=[torch.cuda.current_device()])
-    else:
-        dist.barrier()
 
 
 def all_ok(ok: bool) -> bool:

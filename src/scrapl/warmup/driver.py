@@ -22,23 +22,9 @@ from tqdm.auto import tqdm
 
 from .._logging import get_logger
 from . import distributed as wd
-from .checks import (
-    check_choice,
-    check_is_deterministic,
-    check_warmup_inputs,
-    data_sha256,
-    tensor_sha256,
-)
-from .curvature import (
-    EigenMethod,
-    Engine,
-    InitMode,
-    JacobianMode,
-    SharedEncoder,
-    path_curvatures,
-    start_vectors,
-)
-from .factored import HessianMode
+from .checks import check_is_deterministic, data_sha256, tensor_sha256
+from .curvature import CurvatureSettings, SharedEncoder, check_finite_vals, path_curvatures, start_vectors
+from .factored import loss_reaches_params
 from .files import (
     PROBS_NAME,
     atomic_save,
@@ -48,8 +34,10 @@ from .files import (
     save_probs_file,
     vals_path,
 )
-from .hvp import PathLoss, ThetaBatching, WarmupBatch
+from .hvp import forward_path_loss
+from .options import Engine, Strategy, WarmupOptions
 from .power import PowerIterationResult, ReferenceInitStream
+from .problem import TARGET_KEY, PathLoss, WarmupProblem
 from .probs import ThetaISState, aggregate_vals
 
 __all__ = ["WarmupResult", "run_warmup"]
@@ -67,7 +55,8 @@ class WarmupResult:
         probs: ``(P,)`` float64, the probabilities after recording ``vals`` in path order.
         computed: the paths this process computed (not loaded, not another rank's).
         convergence: ``path -> [PowerIterationResult per group]`` for the computed paths.
-        config: the configuration recorded in ``meta.json`` / ``probs.pt``.
+        config: the configuration recorded in ``meta.json`` (with the ``min_prob_frac`` of the
+            probabilities).
     """
 
     vals: dict[int, Tensor]
@@ -78,20 +67,18 @@ class WarmupResult:
 
 
 @dataclass(frozen=True)
-class _Run:
-    """Validated inputs and derived settings of one warmup call."""
+class _Plan:
+    """One warmup call, resolved: the problem, its options and everything derived from them."""
 
-    fns: dict[str, Any]  # path_loss, theta_fn, synth_fn
-    batches: list[WarmupBatch]
-    params: list[Tensor]
+    problem: WarmupProblem
+    options: WarmupOptions
+    settings: CurvatureSettings
+    strategy: Strategy
     groups: list[list[Tensor]]
     paths: list[int]
     mine: list[int]
     rank: int
     world: int
-    opts: dict[str, Any]  # n_iter, tol, engine, theta_batching, hessian, multibatch
-    jacobian: JacobianMode
-    seed: int
     stream: ReferenceInitStream | None
     config: dict[str, Any]
 
@@ -109,218 +96,228 @@ def _collective(fn: Callable[[], Any], world: int) -> Any:
     return out
 
 
-def _check_options(
-    *, engine, theta_batching, hessian, jacobian, method, init, seed, state, config, n_paths, n_theta
-) -> None:
-    check_choice("engine", engine, ("factored", "direct"))
-    check_choice("method", method, ("power", "arnoldi"))
-    check_choice("theta_batching", theta_batching, (None, "vmap", "loop"))
-    check_choice("hessian", hessian, ("auto", "block", "full"))
-    check_choice("jacobian", jacobian, ("auto", "on", "off"))
-    check_choice("init", init, ("seeded", "reference", "chain"))
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if state is not None and (
-        not isinstance(state, ThetaISState) or (state.n_paths, state.n_theta) != (n_paths, n_theta)
-    ):
-        raise ValueError(f"state must be a ThetaISState with n_paths={n_paths}, n_theta={n_theta}")
-    if config is not None and not isinstance(config, Mapping):
-        raise TypeError(f"config must be a dict or None, got {type(config).__name__}")
-    try:
-        json.dumps(dict(config or {}), sort_keys=True)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"config must be JSON-serialisable: {err}") from err
+def _resolve_engine(problem: WarmupProblem, strategy: Strategy, path_idx: int) -> Engine:
+    """``strategy.engine``, or ``"factored"`` unless a weight reaches the loss other than through θ.
+
+    The automatic choice looks at the autograd graph of one forward (encoder, synth, path loss of
+    the first batch on ``path_idx``) with θ detached: no backward pass.
+    """
+    if strategy.engine is not None:
+        return strategy.engine
+    batch = problem.batches[0]
+    with torch.no_grad():
+        theta = problem.theta_fn(**batch.theta_fn_kwargs)
+    with torch.enable_grad():
+        leaf = theta.detach().requires_grad_(True) if isinstance(theta, Tensor) else theta
+        _, loss = forward_path_loss(
+            path_loss=problem.path_loss,
+            theta_fn=problem.theta_fn,
+            synth_fn=problem.synth_fn,
+            batch=batch,
+            path_idx=path_idx,
+            n_theta=problem.n_theta,
+            theta=leaf,
+        )
+        return "direct" if loss_reaches_params(loss, problem.params) else "factored"
 
 
-def _config(run_args: dict[str, Any], batches, params, groups, multibatch, rng_state) -> dict[str, Any]:
-    """Everything the values depend on (recorded in meta.json and probs.pt)."""
-    a = run_args
-    reference = a["init"] == "reference"
+def _record(
+    problem: WarmupProblem,
+    options: WarmupOptions,
+    settings: CurvatureSettings,
+    strategy: Strategy,
+    n_groups: int,
+    rng_state: Tensor,
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Everything the values depend on (recorded in meta.json); the keys of version 1 files."""
+    reference = options.init == "reference"
     return {
-        **dict(a["config"] or {}),
-        "n_paths": a["n_paths"],
-        "n_theta": a["n_theta"],
-        "n_iter": a["n_iter"],
-        "tol": float(a["tol"]),
-        "agg": a["agg"],
-        "n_groups": len(groups),
-        "param_shapes": [list(p.shape) for p in params],
-        "n_batches": len(batches),
-        "multibatch": multibatch,
-        "engine": a["engine"],
-        "hessian": a["hessian"] if a["engine"] == "factored" else None,
-        "init": a["init"],
-        "seed": None if reference else a["seed"],
-        "target_key": a["target_key"],
-        "data_sha256": data_sha256(batches),
-        "params_sha256": tensor_sha256(params),
+        **dict(extra),
+        "n_paths": problem.n_paths,
+        "n_theta": problem.n_theta,
+        "n_iter": options.n_iter,
+        "tol": float(options.tol),
+        "agg": options.agg,
+        "n_groups": n_groups,
+        "param_shapes": [list(p.shape) for p in problem.params],
+        "n_batches": len(problem.batches),
+        "multibatch": settings.multibatch,
+        "engine": settings.engine,
+        "hessian": strategy.hessian if settings.engine == "factored" else None,
+        "init": options.init,
+        "seed": None if reference else options.seed,
+        "target_key": TARGET_KEY,
+        "data_sha256": data_sha256(problem.batches),
+        "params_sha256": tensor_sha256(problem.params),
         "init_rng_sha256": tensor_sha256([rng_state]) if reference else None,
-        **({"method": a["method"]} if a["method"] != "power" else {}),  # (older files have none)
+        **({"method": options.method} if options.method != "power" else {}),  # (older files have none)
     }
 
 
-def _plan(a: dict[str, Any], distributed: bool | None) -> _Run:
-    """Check every argument (on every rank, before any compute) and derive the settings."""
-    rank, world = wd.rank_and_world(distributed)
-
-    def check():
-        batches, params, start, end = check_warmup_inputs(
-            **{
-                k: a[k]
-                for k in (
-                    "path_loss",
-                    "theta_fn",
-                    "synth_fn",
-                    "theta_fn_kwargs",
-                    "synth_fn_kwargs",
-                    "params",
-                    "n_paths",
-                    "n_theta",
-                    "start_path_idx",
-                    "end_path_idx",
-                    "n_iter",
-                    "tol",
-                    "agg",
-                    "target_key",
-                    "save_dir",
-                )
-            }
-        )
-        _check_options(
-            **{
-                k: a[k]
-                for k in (
-                    "engine",
-                    "theta_batching",
-                    "hessian",
-                    "jacobian",
-                    "method",
-                    "init",
-                    "seed",
-                    "state",
-                    "config",
-                    "n_paths",
-                    "n_theta",
-                )
-            }
-        )
-        return batches, params, start, end
-
-    batches, params, start, end = _collective(check, world)
-    groups = [params] if a["agg"] == "none" else [[p] for p in params]
-    multibatch = a["force_multibatch"] or len(batches) > 1
-    rng_state = torch.get_rng_state()
-    if a["init"] == "reference" and world > 1:
+def _plan(
+    problem: WarmupProblem,
+    options: WarmupOptions,
+    strategy: Strategy,
+    extra_config: Mapping[str, Any],
+) -> _Plan:
+    """Resolve the automatic choices and the shard of this rank; agree on them across ranks."""
+    rank, world = wd.rank_and_world(options.distributed)
+    start, end = _collective(lambda: options.path_range(problem.n_paths), world)
+    rng_state = torch.get_rng_state()  # before any call of theta_fn or synth_fn
+    if options.init == "reference" and world > 1:
         rng_state = wd.broadcast_tensor(rng_state)  # every rank replays rank 0's stream
-    config = _config(a, batches, params, groups, multibatch, rng_state)
+    params = problem.params
+    settings = CurvatureSettings(
+        engine=_collective(lambda: _resolve_engine(problem, strategy, start), world),
+        theta_batching=options.theta_batching or ("vmap" if params[0].is_cuda else "loop"),
+        hessian=strategy.hessian,
+        multibatch=options.force_multibatch or len(problem.batches) > 1,
+        method=options.method,
+        n_iter=options.n_iter,
+        tol=options.tol,
+    )
+    groups = [list(params)] if options.agg == "none" else [[p] for p in params]
+    config = _record(problem, options, settings, strategy, len(groups), rng_state, extra_config)
     if world > 1 and not wd.check_same_config(json.dumps(config, sort_keys=True)):
         raise ValueError(
             "ranks disagree on the warmup configuration (arguments, data or params differ between ranks)"
         )
-    stream = None
-    if a["init"] == "reference":
-        stream = ReferenceInitStream(rng_state, draw_normal=not params[0].is_cuda)
+    reference = options.init == "reference"
     paths = list(range(start, end))
-    batching = a["theta_batching"] or ("vmap" if params[0].is_cuda else "loop")
-    opts = dict(
-        n_iter=a["n_iter"],
-        tol=a["tol"],
-        engine=a["engine"],
-        theta_batching=batching,
-        hessian=a["hessian"],
-        multibatch=multibatch,
-        method=a["method"],
-    )
-    return _Run(
-        fns={k: a[k] for k in ("path_loss", "theta_fn", "synth_fn")},
-        batches=batches,
-        params=params,
+    return _Plan(
+        problem=problem,
+        options=options,
+        settings=settings,
+        strategy=strategy,
         groups=groups,
         paths=paths,
         mine=wd.shard_paths(paths, rank, world),
         rank=rank,
         world=world,
-        opts=opts,
-        jacobian=a["jacobian"],
-        seed=a["seed"],
-        stream=stream,
+        stream=ReferenceInitStream(rng_state, draw_normal=not params[0].is_cuda) if reference else None,
         config=config,
     )
 
 
-def _prepare_dir(run: _Run, save_dir) -> set[int]:
+def _prepare_dir(plan: _Plan, save_dir: str | os.PathLike) -> set[int]:
     """Record/check the configuration in ``save_dir``; return this rank's paths already done."""
 
     def record() -> None:
-        if run.rank == 0:
-            prepare_save_dir(save_dir, run.config)
+        if plan.rank == 0:
+            prepare_save_dir(save_dir, plan.config)
 
-    _collective(record, run.world)
-    if run.world > 1:  # the others check what rank 0 recorded
-        _collective(lambda: prepare_save_dir(save_dir, run.config), run.world)
-    return set(existing_val_paths(save_dir)) & set(run.mine)
+    _collective(record, plan.world)
+    if plan.world > 1:  # the others check what rank 0 recorded
+        _collective(lambda: prepare_save_dir(save_dir, plan.config), plan.world)
+    return set(existing_val_paths(save_dir)) & set(plan.mine)
+
+
+def _shared_encoder(plan: _Plan, n_todo: int) -> SharedEncoder | None:
+    """What the paths of a factored run share; the Jacobian rule weighs the expected products."""
+    if plan.settings.engine != "factored":
+        return None
+    n_ops = n_todo * len(plan.groups) * plan.problem.n_theta
+    expected = n_ops * plan.options.n_iter // 2  # a guess: half the budget
+    return SharedEncoder(jacobian=plan.strategy.jacobian, expected_products=expected)
 
 
 def _compute(
-    run: _Run, save_dir, done: set[int], *, progress: bool, logger: logging.Logger
+    plan: _Plan, done: set[int], logger: logging.Logger
 ) -> tuple[dict[int, Tensor], dict[int, list[PowerIterationResult]]]:
-    """Compute (or load) this rank's paths, saving each ``vals_{p}.pt`` atomically."""
-    local, convergence = {}, {}
+    """Compute (or load) this rank's paths, saving each ``vals_{p}.pt`` atomically once checked."""
+    opts, n_theta = plan.options, plan.problem.n_theta
+    local: dict[int, Tensor] = {}
+    convergence: dict[int, list[PowerIterationResult]] = {}
     previous: list[Tensor] | None = None  # init="chain": the last computed path's eigenvectors
-    mine = set(run.mine)
-    n_theta = run.config["n_theta"]
-    shared = None
-    if run.opts["engine"] == "factored":
-        n_todo = len(mine - done)
-        expected = n_todo * len(run.groups) * n_theta * run.opts["n_iter"] // 2  # a guess: half the budget
-        shared = SharedEncoder(jacobian=run.jacobian, expected_products=expected)
-    with tqdm(
-        total=len(run.mine),
+    mine = set(plan.mine)
+    shared = _shared_encoder(plan, len(mine - done))
+    bar = tqdm(
+        total=len(plan.mine),
         initial=len(done),
         desc="theta-IS warmup",
         unit="path",
-        disable=not progress or run.rank != 0,
+        disable=not opts.progress or plan.rank != 0,
         dynamic_ncols=True,
-    ) as bar:
-        for p in run.paths:
+    )
+    with bar:
+        for p in plan.paths:
             vectors = None
-            if run.stream is not None:  # every path's draws in order, whoever computes it
-                vectors = start_vectors(run.stream, seed=run.seed, path=p, groups=run.groups, n_theta=n_theta)
+            if plan.stream is not None:  # every path's draws in order, whoever computes it
+                vectors = start_vectors(
+                    plan.stream, seed=opts.seed, path=p, groups=plan.groups, n_theta=n_theta
+                )
             if p not in mine:
                 continue
             if p in done:
-                local[p] = load_vals(vals_path(save_dir, p), n_theta=n_theta, n_groups=len(run.groups))
+                assert opts.save_dir is not None  # done is empty without a save_dir
+                local[p] = load_vals(vals_path(opts.save_dir, p), n_theta=n_theta, n_groups=len(plan.groups))
                 continue
-            if vectors is None and previous is not None:  # init="chain"
-                vectors = previous
             if vectors is None:
-                vectors = start_vectors(None, seed=run.seed, path=p, groups=run.groups, n_theta=n_theta)
+                vectors = previous or start_vectors(
+                    None, seed=opts.seed, path=p, groups=plan.groups, n_theta=n_theta
+                )
             vals, results = path_curvatures(
-                **run.fns,
-                batches=run.batches,
-                groups=run.groups,
+                plan.problem,
+                plan.settings,
+                groups=plan.groups,
                 path_idx=p,
-                n_theta=n_theta,
                 init_vectors=vectors,
                 shared=shared,
-                **run.opts,
             )
-            for g, res in enumerate(results):
-                logger.info(f"path_idx = {p}, curr_vals = {vals[g]}")
-                logger.debug(
-                    f"path_idx = {p}, group {g}: n_iter = {res.n_iters.tolist()}, "
-                    f"converged = {res.converged.tolist()}"
-                )
-            if save_dir is not None:
-                atomic_save(vals.detach().cpu(), vals_path(save_dir, p))
-            local[p], convergence[p] = vals.detach().cpu(), results
-            if run.config["init"] == "chain":
+            _report(p, vals, results, logger)
+            vals = vals.detach().cpu()
+            check_finite_vals(vals, p)  # nothing is written for a path with a NaN or inf
+            if opts.save_dir is not None:
+                atomic_save(vals, vals_path(opts.save_dir, p))
+            local[p], convergence[p] = vals, results
+            if opts.init == "chain":
                 previous = [
-                    res.eigenvectors.to(g[0].dtype) for res, g in zip(results, run.groups, strict=True)
+                    res.eigenvectors.to(g[0].dtype) for res, g in zip(results, plan.groups, strict=True)
                 ]
             bar.set_postfix_str(f"path {p}: " + ", ".join(f"{v:.4g}" for v in vals.reshape(-1).tolist()[:8]))
             bar.update(1)
     return local, convergence
+
+
+def _report(p: int, vals: Tensor, results: list[PowerIterationResult], logger: logging.Logger) -> None:
+    for g, res in enumerate(results):
+        logger.info(f"path_idx = {p}, curr_vals = {vals[g]}")
+        logger.debug(
+            f"path_idx = {p}, group {g}: n_iter = {res.n_iters.tolist()}, "
+            f"converged = {res.converged.tolist()}"
+        )
+
+
+def _check_determinism(plan: _Plan, logger: logging.Logger) -> None:
+    """Warn (or, with ``strict_determinism``, raise on every rank) if encoder or synth is random."""
+    b0 = plan.problem.batches[0]
+    ok = check_is_deterministic(
+        plan.problem.theta_fn, b0.theta_fn_kwargs, plan.problem.synth_fn, b0.synth_fn_kwargs, logger=logger
+    )
+    if plan.options.strict_determinism:
+        _collective(
+            lambda: _raise_if(not ok, "theta_fn or synth_fn is not deterministic (strict_determinism=True)"),
+            plan.world,
+        )
+
+
+def _finish(
+    plan: _Plan, local: dict[int, Tensor], state: ThetaISState, logger: logging.Logger
+) -> dict[str, Any]:
+    """Record the values in path order; write ``probs.pt`` (rank 0) when the range is complete."""
+    for p in plan.paths:
+        state.update_path(p, aggregate_vals(local[p], plan.options.agg))
+    probs_config = {**plan.config, "min_prob_frac": state.min_prob_frac}
+    save_dir = plan.options.save_dir
+    if save_dir is not None and plan.paths == list(range(plan.problem.n_paths)):
+        if plan.rank == 0:
+            path = os.path.abspath(os.path.join(save_dir, PROBS_NAME))
+            logger.info(f"Saving warmup SCRAPL sampling probabilities to {path}")
+            save_probs_file(path, state.probs, probs_config)
+        if plan.world > 1:
+            wd.barrier()
+    return probs_config
 
 
 def run_warmup(
@@ -333,94 +330,39 @@ def run_warmup(
     n_paths: int,
     n_theta: int,
     synth_fn_kwargs: Sequence[Mapping[str, Any]] | None = None,
-    start_path_idx: int = 0,
-    end_path_idx: int | None = None,
-    save_dir: str | os.PathLike | None = "scrapl_warmup",
-    n_iter: int = 20,
-    tol: float = 1e-4,
-    agg: str = "none",
-    force_multibatch: bool = False,
-    engine: Engine = "factored",
-    theta_batching: ThetaBatching | None = None,
-    hessian: HessianMode = "auto",
-    jacobian: JacobianMode = "auto",
-    method: EigenMethod = "power",
-    init: InitMode = "seeded",
-    seed: int = 0,
+    options: WarmupOptions | None = None,
     state: ThetaISState | None = None,
-    min_prob_frac: float = 0.0,
     config: Mapping[str, Any] | None = None,
-    target_key: str = "x",
-    distributed: bool | None = None,
-    strict_determinism: bool = False,
-    progress: bool = True,
+    strategy: Strategy | None = None,
     logger: logging.Logger | None = None,
 ) -> WarmupResult:
-    """Run the θ-IS warmup over paths ``[start_path_idx, end_path_idx)``.
+    """Run the θ-IS warmup over the paths ``[options.start_path_idx, options.end_path_idx)``.
 
     For each path p: ``θ = theta_fn(**kw)`` ``(B, nθ)``, ``x̂ = synth_fn(θ, **skw)``,
-    ``L_p = path_loss(x̂, kw[target_key], p)``, and for every u the power iteration of ``A_u``
+    ``L_p = path_loss(x̂, kw["x"], p)``, and for every u the power iteration of ``A_u``
     (``A_u v = ∇_w⟨g_u(w), v⟩``, ``g_u = Σ_b ∂L_p/∂θ_{b,u} ∇_w θ_{b,u}``) gives ``|λ_{u,p}|``.
-    With several batches the operators are summed over batches. The values of each path are saved
-    atomically as ``save_dir/vals_{p}.pt`` (``(n_groups, nθ)``), paths whose file exists are
-    loaded instead of recomputed, and ``probs.pt`` is written (rank 0) when the range is complete.
-    Under ``torch.distributed`` the paths are dealt round-robin over the ranks and the values
+    With several batches the operators are summed over batches. A path whose values are not all
+    finite raises :class:`~scrapl.warmup.curvature.NonFiniteCurvatureError` (path and θ index
+    named) and writes nothing. The values of each path are saved atomically as
+    ``save_dir/vals_{p}.pt`` (``(n_groups, nθ)``), paths whose file exists are loaded instead of
+    recomputed, and ``probs.pt`` is written (rank 0) when the range is complete. Under
+    ``torch.distributed`` the paths are dealt round-robin over the ranks and the values
     all-reduced: every rank returns the same values and probabilities as a one-process run.
 
     Args:
         path_loss: ``path_loss(x_hat, x, path_idx) -> scalar``.
         theta_fn: the encoder; returns ``(B, nθ)``.
         synth_fn: the synth; ``synth_fn(θ, **synth_fn_kwargs[b])`` returns ``x̂``.
-        theta_fn_kwargs: one dict per batch; each holds the target signal under ``target_key``.
+        theta_fn_kwargs: one dict per batch; each holds the target signal under ``"x"``.
         params: the encoder weights ``w`` (no ``.grad`` yet).
         n_paths: number of paths P.
         n_theta: number of synth parameters nθ.
         synth_fn_kwargs: one dict per batch, or None.
-        start_path_idx: first path of the range (default 0).
-        end_path_idx: end of the range, exclusive (None: P).
-        save_dir: warmup directory, or None to keep everything in memory. Default "scrapl_warmup".
-        n_iter: power-iteration steps per operator. Default 20.
-        tol: power-iteration early-stopping tolerance. Default 1e-4.
-        agg: ``"none"``: one operator over all params; ``"mean"``/``"max"``/``"med"``: one per
-            tensor, values reduced per θ (less memory).
-        force_multibatch: recompute forwards per product even with one batch.
-        engine: ``"factored"`` (default: θ-space Hessian, nθ double backwards per path) or
-            ``"direct"`` (differentiate through the loss at every product, like the reference).
-        theta_batching: ``"vmap"`` / ``"loop"`` over θ; None: vmap on CUDA, loop otherwise.
-        hessian: ``"auto"``, ``"block"`` or ``"full"`` θ-space Hessian (factored engine). The
-            structure an "auto" probe finds on the first path is kept for the run's other paths.
-        jacobian: ``"auto"``, ``"on"`` or ``"off"``: build the encoder's Jacobian once per run
-            (factored engine, one batch) so that each product differentiates the encoder once
-            instead of twice (see :class:`~scrapl.warmup.curvature.SharedEncoder`; "auto": when the
-            run expects twice as many products as θ has entries, and J fits in 256 MiB). The values
-            agree with "off" to float rounding.
-        method: ``"power"`` (default: power iteration, the reference's estimator; ``tol`` bounds
-            the relative change of the Rayleigh quotient) or ``"arnoldi"`` (the eigenvalue of
-            largest magnitude of the operator on the Krylov subspace of the same products;
-            ``tol`` bounds the relative residual ``‖A x − λ x‖ / |λ|``, a real convergence test:
-            see :mod:`~scrapl.warmup.arnoldi`). Recorded in the configuration.
-        init: ``"seeded"`` (default: unit Gaussian start vectors from ``(seed, path, group)``) or
-            ``"reference"`` (scrapl-loss 0.1.0's U[0,1) draws, replayed from the global CPU RNG
-            state at the start; the global RNG ends where the reference would leave it; the
-            start state is part of the recorded configuration, so resuming needs the same seed), or
-            ``"chain"``: each path starts from the eigenvectors of the path this process computed
-            before it (the first one, and the first after a resume, from ``"seeded"``). Neighbouring
-            paths have similar operators, so fewer products are needed (the demo's encoder, 8
-            examples, every third path: 239 instead of 370); the values then depend on the order
-            the paths are computed in (shard, resume point), within the power iteration's accuracy.
-            With power iteration and a loose ``tol``, a start close to another eigenvector can
-            stop on it: on the demo (32 examples, seed 1, tolerance 1e-3) one θ_AM value read 20.8
-            for 80.3 (a seeded start gave 80.0). Arnoldi's residual test cannot tell either: a
-            start near an eigenvector gives an accurate, but not the dominant, eigenpair.
-        seed: base seed of ``init="seeded"`` (and of ``"chain"``'s first start).
-        state: the probability state to record the values in (default: a fresh one).
-        min_prob_frac: floor of a fresh state.
-        config: caller's JSON-serialisable configuration (e.g. JTFS hyperparameters), recorded in
-            ``meta.json`` and ``probs.pt``.
-        target_key: the key of the target signal in ``theta_fn_kwargs``. Default "x".
-        distributed: None: shard if torch.distributed is initialised; False: never; True: require.
-        strict_determinism: raise instead of warning when encoder or synth is not deterministic.
-        progress: show a tqdm bar over paths (rank 0).
+        options: the user's options (:class:`~scrapl.warmup.WarmupOptions`, default: its defaults).
+        state: the probability state to record the values in (default: a fresh one, no floor).
+        config: the caller's JSON-serialisable configuration (e.g. JTFS hyperparameters), recorded
+            in ``meta.json``.
+        strategy: speed-only overrides for benchmarks and tests (default: chosen automatically).
         logger: where to log (default ``scrapl.warmup``).
 
     Returns:
@@ -428,7 +370,8 @@ def run_warmup(
 
     Raises:
         TypeError / ValueError: bad arguments (checked before any compute), a save_dir holding a
-            different configuration, bad files, non-determinism with ``strict_determinism``.
+            different configuration, bad files, non-determinism with ``strict_determinism``,
+            non-finite curvature values.
 
     Example:
         >>> _ = torch.manual_seed(0)
@@ -437,7 +380,7 @@ def run_warmup(
         >>> res = run_warmup(lambda x_hat, x, p: (p + 1) * ((x_hat - x) ** 2).mean(),
         ...                  lambda x: enc(x.squeeze(1)), lambda th: dec(th).unsqueeze(1),
         ...                  [{"x": x}], list(enc.parameters()), n_paths=3, n_theta=2,
-        ...                  n_iter=200, tol=1e-7, save_dir=None, progress=False,
+        ...                  options=WarmupOptions(n_iter=200, tol=1e-7, save_dir=None, progress=False),
         ...                  logger=logging.getLogger("doc"))
         >>> res.vals[0].shape, res.probs.shape
         (torch.Size([1, 2]), torch.Size([3]))
@@ -445,55 +388,69 @@ def run_warmup(
         [0.167, 0.333, 0.5]
     """
     logger = logger or log
-    args = dict(locals())
-    run = _plan(args, distributed)
-    done = _prepare_dir(run, save_dir) if save_dir is not None else set()
-    b0 = run.batches[0]
-    deterministic = check_is_deterministic(
-        theta_fn, b0.theta_fn_kwargs, synth_fn, b0.synth_fn_kwargs, logger=logger
+    options = options or WarmupOptions()
+    _, world = wd.rank_and_world(options.distributed)
+    problem = _collective(
+        lambda: WarmupProblem.build(
+            path_loss,
+            theta_fn,
+            synth_fn,
+            theta_fn_kwargs,
+            params,
+            n_paths=n_paths,
+            n_theta=n_theta,
+            synth_fn_kwargs=synth_fn_kwargs,
+        ),
+        world,
     )
-    if strict_determinism:
-        _collective(
-            lambda: _raise_if(
-                not deterministic, "theta_fn or synth_fn is not deterministic (strict_determinism=True)"
-            ),
-            run.world,
-        )
+    state = _check_state(state, problem)
+    extra = _check_config(config)
+    plan = _plan(problem, options, strategy or Strategy(), extra)
+    done = _prepare_dir(plan, options.save_dir) if options.save_dir is not None else set()
+    _check_determinism(plan, logger)
     logger.info(
-        f"Starting warmup_lc_hvp with agg = {agg} for {len(run.params)} parameter(s) and "
-        f"{len(run.batches)} batch(es), {n_iter} iter "
-        f"(multibatch = {run.opts['multibatch']})"
+        f"Starting warmup_lc_hvp with agg = {options.agg} for {len(problem.params)} parameter(s) and "
+        f"{len(problem.batches)} batch(es), {options.n_iter} iter (multibatch = {plan.settings.multibatch})"
     )
-    if done and save_dir is not None:
-        logger.info(
-            f"Resuming: {len(done)} of {len(run.mine)} path(s) already in {os.path.abspath(save_dir)}"
-        )
-    local, convergence = _collective(
-        lambda: _compute(run, save_dir, done, progress=progress, logger=logger), run.world
-    )
-    if run.world > 1:
-        local = wd.gather_vals(local, run.paths, (len(run.groups), n_theta))
-    if run.stream is not None:
-        torch.set_rng_state(run.stream.final_state())
-    if state is None:
-        state = ThetaISState(n_paths=n_paths, n_theta=n_theta, min_prob_frac=min_prob_frac)
-    for p in run.paths:
-        state.update_path(p, aggregate_vals(local[p], agg))
-    probs_config = {**run.config, "min_prob_frac": state.min_prob_frac}
-    if save_dir is not None and run.paths == list(range(n_paths)):
-        if run.rank == 0:
-            path = os.path.abspath(os.path.join(save_dir, PROBS_NAME))
-            logger.info(f"Saving warmup SCRAPL sampling probabilities to {path}")
-            save_probs_file(path, state.probs, probs_config)
-        if run.world > 1:
-            wd.barrier()
+    if done and options.save_dir is not None:
+        where = os.path.abspath(options.save_dir)
+        logger.info(f"Resuming: {len(done)} of {len(plan.mine)} path(s) already in {where}")
+    local, convergence = _collective(lambda: _compute(plan, done, logger), plan.world)
+    if plan.world > 1:
+        local = wd.gather_vals(local, plan.paths, (len(plan.groups), problem.n_theta))
+    if plan.stream is not None:
+        torch.set_rng_state(plan.stream.final_state())
+    probs_config = _finish(plan, local, state, logger)
     return WarmupResult(
-        vals={p: local[p] for p in run.paths},
+        vals={p: local[p] for p in plan.paths},
         probs=state.probs.clone(),
         computed=sorted(convergence),
         convergence=convergence,
         config=probs_config,
     )
+
+
+def _check_state(state: ThetaISState | None, problem: WarmupProblem) -> ThetaISState:
+    if state is None:
+        return ThetaISState(n_paths=problem.n_paths, n_theta=problem.n_theta)
+    if not isinstance(state, ThetaISState) or (state.n_paths, state.n_theta) != (
+        problem.n_paths,
+        problem.n_theta,
+    ):
+        raise ValueError(
+            f"state must be a ThetaISState with n_paths={problem.n_paths}, n_theta={problem.n_theta}"
+        )
+    return state
+
+
+def _check_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    if config is not None and not isinstance(config, Mapping):
+        raise TypeError(f"config must be a dict or None, got {type(config).__name__}")
+    try:
+        json.dumps(dict(config or {}), sort_keys=True)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"config must be JSON-serialisable: {err}") from err
+    return dict(config or {})
 
 
 def _raise_if(cond: bool, message: str) -> None:

@@ -37,22 +37,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor
 
 from .._logging import get_logger
-from .hvp import (
-    PathLoss,
-    ThetaBatching,
-    WarmupBatch,
-    _flatten,
-    _split,
-    flat_size,
-    forward_path_loss,
-    theta_loss_grad,
-)
+from .hvp import _flatten, _split, flat_size, forward_path_loss, theta_loss_grad
+from .options import HessianMode, ThetaBatching
+from .problem import PathLoss, WarmupBatch
 
 __all__ = [
     "BatchHessian",
@@ -65,8 +57,6 @@ __all__ = [
 ]
 
 log = get_logger("scrapl.warmup")
-
-HessianMode = Literal["auto", "block", "full"]
 
 
 def loss_reaches_params(loss: Tensor, params: Sequence[Tensor]) -> bool:

@@ -2,27 +2,31 @@
 
 Layout of ``save_dir``::
 
-    meta.json      {"format": "scrapl-warmup", "version": 1, "config": {...}}: what the values
-                   depend on (JTFS hyperparameters, n_paths, n_theta, n_iter, agg, batches, ...)
+    meta.json      {"format": "scrapl-warmup", "version": 1, "config": {...},
+                    "probs": {"name": "probs.pt", "sha256": ..., "config": {...}}}
+                   "config": what the values depend on (JTFS hyperparameters, n_paths, n_theta,
+                   n_iter, agg, data and weights fingerprints, ...); "probs" (once probs.pt is
+                   written): the fingerprint of probs.pt and the configuration it came from
     vals_{p}.pt    (n_groups, nθ) float32 curvature values of path p (a plain tensor, the
                    format of scrapl-loss 0.1.0)
-    probs.pt       {"format": "scrapl-warmup-probs", "version": 1, "probs": (P,) float64,
-                    "config": {...}}
+    probs.pt       (P,) float64 path probabilities: a plain tensor, the format of scrapl-loss
+                   0.1.0, so that its ``load_probs`` reads our files and ours reads its files
 
-Every file is written to a temporary file in the same directory and renamed into place
-(``os.replace``), so a crash never leaves a truncated file. ``meta.json`` is created exclusively
-(hard link of a complete temporary file), so concurrent workers agree on one configuration;
-a different configuration in an existing directory raises ``ValueError`` instead of silently
-mixing values. All files load with ``torch.load(weights_only=True)``.
+Directories written before probs.pt became a plain tensor hold a dict
+``{"format": "scrapl-warmup-probs", "version": 1, "probs", "config"}`` there; it still loads.
+
+Every file goes through :mod:`scrapl._io`: written to a temporary file in the same directory and
+renamed into place, so a crash never leaves a truncated file. ``meta.json`` is created exclusively,
+so concurrent workers agree on one configuration; a different configuration in an existing
+directory raises ``ValueError`` instead of silently mixing values. All files load with
+``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,16 +35,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._io import atomic_save, atomic_write_text
+from .._io import atomic_create_text, atomic_save, atomic_write_text
 from .._logging import get_logger
+from .checks import tensor_sha256
 from .probs import ThetaISState, aggregate_vals, check_agg
 
 __all__ = [
     "META_NAME",
     "PROBS_NAME",
     "ProbsFile",
-    "atomic_save",
-    "atomic_write_text",
     "existing_val_paths",
     "load_probs_file",
     "load_vals",
@@ -73,12 +76,8 @@ def _json_config(config: Mapping[str, Any]) -> dict[str, Any]:
         ) from err
 
 
-def read_meta(save_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The ``config`` recorded in ``save_dir/meta.json``, or None if there is none.
-
-    Raises:
-        ValueError: if the file exists but is not a scrapl warmup meta file.
-    """
+def _read_meta_file(save_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The whole ``save_dir/meta.json``, or None if there is none (validated)."""
     path = Path(save_dir) / META_NAME
     if not path.is_file():
         return None
@@ -86,11 +85,25 @@ def read_meta(save_dir: str | os.PathLike) -> dict[str, Any] | None:
         meta = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise ValueError(f"cannot read warmup meta file {path}: {err}") from err
-    if not isinstance(meta, dict) or meta.get("format") != _META_FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != _META_FORMAT or "config" not in meta:
         raise ValueError(f"{path} is not a scrapl warmup meta file")
     if meta.get("version") != _VERSION:
         raise ValueError(f"{path} has version {meta.get('version')!r}, expected {_VERSION}")
-    return meta["config"]
+    return meta
+
+
+def _meta_text(meta: Mapping[str, Any]) -> str:
+    return json.dumps({"format": _META_FORMAT, "version": _VERSION, **meta}, indent=2, sort_keys=True)
+
+
+def read_meta(save_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``config`` recorded in ``save_dir/meta.json``, or None if there is none.
+
+    Raises:
+        ValueError: if the file exists but is not a scrapl warmup meta file.
+    """
+    meta = _read_meta_file(save_dir)
+    return None if meta is None else meta["config"]
 
 
 def _config_diff(found: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
@@ -126,25 +139,7 @@ def prepare_save_dir(save_dir: str | os.PathLike, config: Mapping[str, Any]) -> 
                 f"{'...' if len(orphans) > 10 else ''} but no {META_NAME}, so their "
                 f"configuration cannot be checked; use an empty save_dir"
             )
-        text = json.dumps(
-            {"format": _META_FORMAT, "version": _VERSION, "config": config}, indent=2, sort_keys=True
-        )
-        fd, tmp = tempfile.mkstemp(prefix=f".{META_NAME}.", suffix=".tmp", dir=save_dir)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, meta_path)  # atomic and exclusive: fails if another run won
-            except FileExistsError:
-                pass
-            except OSError:  # no hard links on this file system: exclusive create
-                with contextlib.suppress(FileExistsError), open(meta_path, "x") as f:
-                    f.write(text)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        atomic_create_text(_meta_text({"config": config}), meta_path)  # another run may win
     found = read_meta(save_dir)
     assert found is not None  # written above or by a concurrent run
     diff = _config_diff(found, config)
@@ -199,46 +194,83 @@ def load_vals(path: str | os.PathLike, *, n_theta: int, n_groups: int | None = N
 
 @dataclass(frozen=True)
 class ProbsFile:
-    """Contents of a ``probs.pt``: the probabilities and the configuration they came from."""
+    """Contents of a ``probs.pt``: the probabilities and the configuration they came from.
+
+    Attributes:
+        probs: ``(P,)`` float64.
+        config: the configuration recorded for this very file (in ``meta.json`` beside it, or in
+            the file itself for the older dict format), or None (a file of scrapl-loss 0.1.0, a
+            copied file, or a file changed since it was recorded).
+    """
 
     probs: Tensor
     config: dict[str, Any] | None
 
 
 def save_probs_file(path: str | os.PathLike, probs: Tensor, config: Mapping[str, Any]) -> None:
-    """Atomically write ``{"format", "version", "probs" (float64), "config"}`` to ``path``."""
-    atomic_save(
-        {
-            "format": _PROBS_FORMAT,
-            "version": _VERSION,
-            "probs": probs.detach().double().cpu(),
-            "config": _json_config(config),
-        },
-        path,
-    )
+    """Write ``probs`` as a plain ``(P,)`` float64 tensor and record ``config`` in ``meta.json``.
+
+    ``probs.pt`` is what scrapl-loss 0.1.0 writes and reads. Its configuration goes into the
+    ``"probs"`` entry of ``meta.json`` in the same directory (created if missing), with the
+    file's fingerprint, so that a later load can tell whether it still describes the file. Both
+    writes are atomic; the tensor is written first.
+    """
+    path = Path(path)
+    probs = probs.detach().to("cpu", torch.float64).contiguous()
+    record = {"name": path.name, "sha256": tensor_sha256([probs]), "config": _json_config(config)}
+    atomic_save(probs, path)
+    meta = _read_meta_file(path.parent) or {"config": record["config"]}
+    meta = {k: v for k, v in meta.items() if k not in ("format", "version")}
+    atomic_write_text(_meta_text({**meta, "probs": record}), path.parent / META_NAME)
 
 
-def load_probs_file(path: str | os.PathLike, *, n_paths: int) -> ProbsFile:
-    """Read a ``probs.pt``: this library's dict format, or a plain ``(P,)`` tensor (scrapl-loss
-    0.1.0's format, with ``config=None``). The shape is checked, the values are not renormalised.
+def _recorded_config(path: Path, probs: Tensor) -> dict[str, Any] | None:
+    """The configuration ``meta.json`` records for ``path`` if it matches the file's contents."""
+    try:
+        meta = _read_meta_file(path.parent)
+    except ValueError:
+        return None  # a foreign meta.json says nothing about this file
+    record = (meta or {}).get("probs")
+    if not isinstance(record, dict) or record.get("name") != path.name:
+        return None
+    if record.get("sha256") != tensor_sha256([probs.to(torch.float64).contiguous()]):
+        return None
+    return record.get("config")
+
+
+def load_probs_file(path: str | os.PathLike, *, n_paths: int, name: str = "probs_path") -> ProbsFile:
+    """Read a ``probs.pt``: a plain ``(P,)`` tensor (scrapl-loss 0.1.0's format, and ours), or
+    the dict this library wrote before. The shape is checked, the values are not renormalised.
+
+    Args:
+        path: the file.
+        n_paths: the number of paths P it must describe.
+        name: the argument the file was given as, for error messages (default ``"probs_path"``).
 
     Raises:
-        ValueError: missing/unreadable file or wrong contents.
+        ValueError: missing/unreadable file or wrong contents; the message names ``name`` and
+            the file.
     """
-    if not Path(path).is_file():
-        raise ValueError(f"probs file {path} does not exist")
+    path = Path(path)
+    where = f"{name} {str(path)!r}"
+    if not path.is_file():
+        raise ValueError(f"{where}: the file does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001
-        raise ValueError(f"cannot load probs from {path}: {err}") from err
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise ValueError(f"{where}: cannot load probs from the file: {err}") from err
     config = None
-    if isinstance(obj, dict):
+    if isinstance(obj, dict):  # this library's format before probs.pt became a plain tensor
         if obj.get("format") != _PROBS_FORMAT or "probs" not in obj:
-            raise ValueError(f"{path} is not a scrapl warmup probs file")
+            raise ValueError(f"{where}: the file is not a scrapl warmup probs file")
         obj, config = obj["probs"], obj.get("config")
     if not isinstance(obj, Tensor) or tuple(obj.shape) != (n_paths,):
         shape = tuple(obj.shape) if isinstance(obj, Tensor) else type(obj).__name__
-        raise ValueError(f"{path} must hold probabilities of shape ({n_paths},), got {shape}")
+        raise ValueError(f"{where}: the file must hold probabilities of shape ({n_paths},), got {shape}")
+    if not obj.is_floating_point():
+        raise ValueError(f"{where}: the file must hold floating-point probabilities, got {obj.dtype}")
+    if config is None:
+        config = _recorded_config(path, obj)
     return ProbsFile(probs=obj.double(), config=config)
 
 

@@ -21,44 +21,22 @@ and **sums** the products over batches, as scrapl-loss 0.1.0 does.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
+from .options import ThetaBatching
+from .problem import PathLoss, WarmupBatch
+
 __all__ = [
     "DirectCurvature",
-    "PathLoss",
-    "ThetaBatching",
-    "WarmupBatch",
     "flat_size",
     "forward_path_loss",
     "hvp_rows",
     "theta_loss_grad",
     "theta_param_grads",
 ]
-
-PathLoss = Callable[[Tensor, Tensor, int], Tensor]
-"""``path_loss(x_hat, x, path_idx) -> scalar``: the loss of one scattering path."""
-
-ThetaBatching = Literal["vmap", "loop"]
-
-
-@dataclass(frozen=True)
-class WarmupBatch:
-    """One batch of warmup data.
-
-    Attributes:
-        theta_fn_kwargs: keyword arguments of ``theta_fn``.
-        target: the real signal ``x`` that ``x̂`` is compared with.
-        synth_fn_kwargs: keyword arguments of ``synth_fn`` (after θ).
-    """
-
-    theta_fn_kwargs: Mapping[str, Any]
-    target: Tensor
-    synth_fn_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
 def flat_size(params: Sequence[Tensor]) -> int:

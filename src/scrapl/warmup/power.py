@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from .._checks import as_float, as_int_in
+
 __all__ = [
     "BatchedMatvec",
+    "NonFiniteProductError",
     "PowerIterationResult",
     "ReferenceInitStream",
     "check_iteration_args",
@@ -79,14 +82,27 @@ class PowerIterationResult:
         )
 
 
+class NonFiniteProductError(ValueError):
+    """An operator's product ``A v`` (or its eigenvalue estimate) was NaN or infinite.
+
+    The iteration stops at the first such product: more products cannot make it finite.
+
+    Attributes:
+        operator: the row (operator index) whose product was not finite.
+        step: the 1-based number of the product.
+    """
+
+    def __init__(self, operator: int, step: int) -> None:
+        super().__init__(f"operator {operator}: product {step} is not finite (NaN or inf)")
+        self.operator, self.step = operator, step
+
+
 def check_iteration_args(init: Tensor, n_iter: int, tol: float) -> None:
     """Refuse a non-floating or non-2-D ``init``, ``n_iter < 1`` (or not an int), ``tol < 0``/NaN."""
     if init.ndim != 2 or not init.is_floating_point():
         raise ValueError(f"init must be a floating (m, n) tensor, got shape {tuple(init.shape)}")
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
-        raise ValueError(f"n_iter must be a positive integer, got {n_iter!r}")
-    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool)) or not tol >= 0.0:
-        raise ValueError(f"tol must be a non-negative number, got {tol!r}")
+    as_int_in("n_iter", n_iter, 1)
+    as_float("tol", tol, low=0.0)
 
 
 def power_iteration(
@@ -110,6 +126,7 @@ def power_iteration(
 
     A_u need not be symmetric. Power iteration converges to the eigenvalue of largest magnitude
     when that eigenvalue is real and strictly dominant; its sign is kept (callers take ``abs``).
+    A product with a NaN or an infinity stops everything at once (no later product can repair it).
 
     Args:
         matvec: batched operator application, see :data:`BatchedMatvec`.
@@ -119,6 +136,9 @@ def power_iteration(
 
     Returns:
         A :class:`PowerIterationResult`.
+
+    Raises:
+        NonFiniteProductError: at the first product (or λ) that is NaN or infinite.
 
     Shape:
         init: ``(m, n)``; matvec rows: ``(k, n)`` with ``k ≤ m``.
@@ -149,13 +169,17 @@ def power_iteration(
         still = []
         for row, op in enumerate(active):
             w = prods[row]
-            norm = torch.linalg.vector_norm(w)
+            norm = torch.linalg.vector_norm(w).item()
             n_done[op] = step + 1
-            if norm.item() == 0.0:  # v is in the null space: λ = 0 exactly
+            if not math.isfinite(norm):
+                raise NonFiniteProductError(op, step + 1)
+            if norm == 0.0:  # v is in the null space: λ = 0 exactly
                 lam[op], converged[op] = 0.0, True
                 errors[step, op] = 0.0
                 continue
             lam[op] = torch.dot(vecs[op], w).item()
+            if not math.isfinite(lam[op]):
+                raise NonFiniteProductError(op, step + 1)
             vecs[op] = w / norm
             err = abs(lam[op] - lam_prev[op]) / abs(lam[op]) if lam[op] != 0.0 else 1.0
             errors[step, op] = err
@@ -252,13 +276,6 @@ class ReferenceInitStream:
                     torch.randn(dim, generator=self._gen)  # drawn and discarded, as the reference
             out.append(torch.stack(rows))
         return out
-
-    def paths(
-        self, n_theta: int, dims: Sequence[int], path_indices: Sequence[int]
-    ) -> Iterator[tuple[int, list[Tensor]]]:
-        """Yield ``(path_idx, draw(n_theta, dims))`` for each path, in the given order."""
-        for p in path_indices:
-            yield p, self.draw(n_theta, dims)
 
     def final_state(self) -> Tensor:
         """The generator state after every draw so far."""

@@ -26,11 +26,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._checks import as_choice, as_float, as_int_in
 from ..sampling import check_probs
+from .options import AGG_MODES
 
 __all__ = ["AGG_MODES", "ThetaISState", "aggregate_vals", "check_agg", "check_probs", "closed_form_probs"]
-
-AGG_MODES = ("none", "mean", "max", "med")
 
 
 def closed_form_probs(vals: Tensor, *, min_prob_frac: float = 0.0, eps: float = 1e-12) -> Tensor:
@@ -55,9 +55,7 @@ def closed_form_probs(vals: Tensor, *, min_prob_frac: float = 0.0, eps: float = 
 
 def check_agg(agg: Any) -> str:
     """Return ``agg`` if it is one of :data:`AGG_MODES`, else raise ``ValueError``."""
-    if not isinstance(agg, str) or agg not in AGG_MODES:
-        raise ValueError(f"agg must be one of {AGG_MODES}, got {agg!r}")
-    return agg
+    return str(as_choice("agg", agg, AGG_MODES))
 
 
 def aggregate_vals(vals: Tensor, agg: str) -> Tensor:
@@ -115,19 +113,10 @@ class ThetaISState:
     """
 
     def __init__(self, *, n_paths: int, n_theta: int, min_prob_frac: float = 0.0, eps: float = 1e-12) -> None:
-        for name, value in (("n_paths", n_paths), ("n_theta", n_theta)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if (
-            isinstance(min_prob_frac, bool)
-            or not isinstance(min_prob_frac, (int, float))
-            or not 0.0 <= min_prob_frac < 1.0
-        ):
-            raise ValueError(f"min_prob_frac must be in [0, 1), got {min_prob_frac!r}")
-        if not isinstance(eps, float) or not eps > 0.0:
-            raise ValueError(f"eps must be a positive float, got {eps!r}")
-        self.n_paths, self.n_theta = n_paths, n_theta
-        self.min_prob_frac, self.eps = float(min_prob_frac), eps
+        self.n_paths = as_int_in("n_paths", n_paths, 1)
+        self.n_theta = as_int_in("n_theta", n_theta, 1)
+        self.min_prob_frac = as_float("min_prob_frac", min_prob_frac, low=0.0, high=1.0, high_open=True)
+        self.eps = as_float("eps", eps, low=0.0, low_open=True)
         self.min_prob = self.min_prob_frac / n_paths
         self.reset()
 
@@ -160,8 +149,8 @@ class ThetaISState:
             TypeError: ``val`` is not a real number or 1-element tensor; indices not ints.
             ValueError: an index out of range, or ``val`` negative or not finite.
         """
-        p = self._index("path_idx", path_idx, self.n_paths)
-        u = self._index("theta_idx", theta_idx, self.n_theta)
+        p = as_int_in("path_idx", path_idx, 0, self.n_paths)
+        u = as_int_in("theta_idx", theta_idx, 0, self.n_theta)
         v = self._value(val)
         self.updated[u].add(p)
         m = len(self.updated[u])
@@ -193,16 +182,6 @@ class ThetaISState:
         probs = (self.log_probs.exp() + self.min_prob).mean(dim=0)  # (nθ, P) -> (P,)
         check_probs(probs, n_paths=self.n_paths, atol=1e-6, name="theta-IS probs")
         self.probs = probs
-
-    @staticmethod
-    def _index(name: str, value: Any, size: int) -> int:
-        if isinstance(value, Tensor) and value.numel() == 1 and not value.is_floating_point():
-            value = int(value.item())
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-        if not 0 <= value < size:
-            raise ValueError(f"{name} must be in [0, {size}), got {value}")
-        return value
 
     @staticmethod
     def _value(val: Any) -> Tensor:
