@@ -6,8 +6,7 @@ import pytest
 import torch
 from test_warmup_toy import dense_operators, dominant, make_toy
 
-from scrapl.warmup import aggregate_vals
-from scrapl.warmup import WarmupProblem
+from scrapl.warmup import WarmupProblem, aggregate_vals
 from scrapl.warmup.curvature import CurvatureSettings, path_curvatures
 from scrapl.warmup.factored import (
     FactoredCurvature,

@@ -70,29 +70,42 @@ class Toy:
         problem's, the :class:`WarmupOptions`, the :class:`Strategy` (``engine``, ``hessian``,
         ``jacobian``), ``state``/``config``/``logger``, and ``min_prob_frac`` (of a fresh state).
         """
-        args = dict(
-            path_loss=self.path_loss,
-            theta_fn=self.theta_fn,
-            synth_fn=self.synth_fn,
-            theta_fn_kwargs=self.theta_fn_kwargs,
-            params=self.params,
-            n_paths=self.n_paths,
-            n_theta=self.n_theta,
-            save_dir=None,
-            n_iter=8,
-            progress=False,
-        ) | overrides
+        args = (
+            dict(
+                path_loss=self.path_loss,
+                theta_fn=self.theta_fn,
+                synth_fn=self.synth_fn,
+                theta_fn_kwargs=self.theta_fn_kwargs,
+                params=self.params,
+                n_paths=self.n_paths,
+                n_theta=self.n_theta,
+                save_dir=None,
+                n_iter=8,
+                progress=False,
+            )
+            | overrides
+        )
         problem = {k: args.pop(k) for k in _PROBLEM if k in args}
         extra = {k: args.pop(k) for k in ("state", "config", "logger") if k in args}
         strategy = Strategy(**{k: args.pop(k) for k in ("engine", "hessian", "jacobian") if k in args})
         if "min_prob_frac" in args:
+            floor = args.pop("min_prob_frac")
             extra["state"] = ThetaISState(
-                n_paths=problem["n_paths"], n_theta=problem["n_theta"], min_prob_frac=args.pop("min_prob_frac")
+                n_paths=problem["n_paths"], n_theta=problem["n_theta"], min_prob_frac=floor
             )
         return run_warmup(**problem, options=WarmupOptions(**args), strategy=strategy, **extra)
 
 
-_PROBLEM = ("path_loss", "theta_fn", "synth_fn", "theta_fn_kwargs", "params", "n_paths", "n_theta", "synth_fn_kwargs")
+_PROBLEM = (
+    "path_loss",
+    "theta_fn",
+    "synth_fn",
+    "theta_fn_kwargs",
+    "params",
+    "n_paths",
+    "n_theta",
+    "synth_fn_kwargs",
+)
 
 
 def make_toy(
