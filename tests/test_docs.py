@@ -114,6 +114,22 @@ def _run_page(page: Path) -> None:
         printed = buf.getvalue()
 
 
+_SNIPPET_LIKE = re.compile(r"^\s*-+\s*8\s*<\s*-+")
+_SNIPPET = re.compile(r'^\s*--8<-- "(?P<path>[^"]+)"\s*$')
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_snippet_markers_include_existing_files(page):
+    """Every ``--8<--`` line is the exact marker of an existing file: a formatter that rewrites it
+    (``--8 < --"f"``) would show the marker instead of the file, with no other error."""
+    for n, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+        if not _SNIPPET_LIKE.match(line):
+            continue
+        m = _SNIPPET.match(line)
+        assert m is not None, f"{page}:{n}: malformed snippet marker {line.strip()!r}"
+        assert (ROOT / m["path"]).is_file(), f"{page}:{n}: {m['path']} does not exist"
+
+
 def test_site_builds_strictly(tmp_path):
     """`mkdocs build --strict` (needs the docs extra): a broken link, anchor or docstring fails."""
     pytest.importorskip("mkdocs")

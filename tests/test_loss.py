@@ -99,17 +99,23 @@ def test_seed_is_ignored_with_path_idx(loss_A, caplog):
     assert "seed is ignored when path_idx is specified" in caplog.text
 
 
-def test_gradient_flows_to_target_when_it_requires_grad(loss_A):
-    x, y = _xy()
-    x.requires_grad_(True)
-    value = loss_A(x, y, path_idx=3)
-    (gx,) = torch.autograd.grad(value, x)
-    y2 = y.clone().requires_grad_(True)
-    value2 = loss_A(x, y2, path_idx=3)
-    gx2, gy = torch.autograd.grad(value2, (x, y2))
-    torch.testing.assert_close(value2, value)
-    torch.testing.assert_close(gx2, gx)
-    assert gy.abs().sum() > 0 and torch.isfinite(gy).all()
+@pytest.mark.parametrize("log1p", [False, True])
+@pytest.mark.parametrize("path_idx", [0, 3, 6])
+def test_distance_is_symmetric_and_the_target_gradient_is_the_swapped_input_gradient(path_idx, log1p):
+    """L(x, y) = L(y, x), so ∂L(x, y)/∂y = ∂L(y, x)/∂y: the target's gradient (computed when the
+    target requires grad) equals the input gradient with the arguments swapped, and the input's
+    gradient does not change when the target requires grad."""
+    loss = SCRAPLLoss(**A, use_rho_log1p=log1p, grad_mult=1.0 if log1p else 1e8)
+    x, y = (t.requires_grad_(True) for t in _xy())
+    forward = loss(x, y.detach(), path_idx=path_idx)
+    (gx_alone,) = torch.autograd.grad(forward, x)
+    both = loss(x, y, path_idx=path_idx)
+    gx, gy = torch.autograd.grad(both, (x, y))
+    swapped = loss(y, x.detach(), path_idx=path_idx)
+    (gy_swapped,) = torch.autograd.grad(swapped, y)
+    torch.testing.assert_close(both, swapped, rtol=1e-6, atol=0)
+    torch.testing.assert_close(gx, gx_alone, rtol=1e-6, atol=1e-12)
+    torch.testing.assert_close(gy, gy_swapped, rtol=1e-5, atol=1e-9 * gy_swapped.abs().max().item())
 
 
 def test_identical_inputs_give_zero(loss_A):
@@ -183,9 +189,21 @@ def test_invalid_arguments(kwargs, exc, match):
         SCRAPLLoss(**{**A, **kwargs})
 
 
-def test_grad_mult_one_is_fine_with_log1p_or_without_adam():
-    SCRAPLLoss(**A, grad_mult=1.0, use_rho_log1p=True)
-    SCRAPLLoss(**A, grad_mult=1.0, use_p_adam=False)
+@pytest.mark.parametrize("kwargs", [dict(use_rho_log1p=True), dict(use_p_adam=False)])
+def test_grad_mult_one_is_accepted_with_log1p_or_without_adam(kwargs):
+    """grad_mult=1 is refused only with P-Adam on a linear distance; otherwise it is kept and the
+    optimizer applies no factor (without P-Adam and P-SAGA: the plain gradient)."""
+    loss = SCRAPLLoss(**A, grad_mult=1.0, use_p_saga=False, **kwargs)
+    assert loss.grad_mult == 1.0
+    model = torch.nn.Linear(4, 8096)
+    opt = loss.make_optimizer(model.parameters())
+    assert opt.config.grad_mult == 1.0
+    if not loss.use_p_adam:
+        x, y = _xy((1, 1, 8096))
+        (expected,) = torch.autograd.grad(loss(model(torch.ones(1, 1, 4)), y, path_idx=2), model.bias)
+        loss(model(torch.ones(1, 1, 4)), y, path_idx=2).backward()
+        opt.step(2)
+        torch.testing.assert_close(model.bias.grad, expected, rtol=0, atol=0)
 
 
 def test_configuration_without_paths_is_refused():

@@ -6,16 +6,23 @@
   other relative links become code spans, since they point outside the site.
 * ``<!-- figures: DIR -->`` is replaced by every ``.png``/``.svg`` in ``docs/DIR``, sorted by name,
   or by a note when there are none.
+* A line that looks like a ``pymdownx.snippets`` marker but is not one (``--8 < --"file"``, what a
+  Python formatter makes of ``--8<-- "file"`` inside a ``python`` code block) is a warning, so the
+  strict build fails instead of showing the mangled marker where the file should be. Wrap such a
+  block in ``<!-- fmt: off -->`` / ``<!-- fmt: on -->`` so that ``ruff format`` leaves it alone.
 
 Strict builds stay meaningful: nothing here hides a broken link in the hand-written pages.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
 from mkdocs.structure.files import File, Files
+
+log = logging.getLogger("mkdocs.hooks.scrapl")
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -24,6 +31,8 @@ _INCLUDE = re.compile(r"<!--\s*optional-include:\s*(?P<path>\S+)\s*-->")
 _FIGURES = re.compile(r"<!--\s*figures:\s*(?P<dir>\S+)\s*-->")
 _LINK = re.compile(r"(?P<bang>!?)\[(?P<text>[^\]]*)\]\((?P<target>[^)\s]+)(?P<title>\s+\"[^\"]*\")?\)")
 _FENCE = re.compile(r"^\s*(```|~~~)")
+_SNIPPET_LIKE = re.compile(r"^\s*-+\s*8\s*<\s*-+")  # anything that starts like --8<--
+_SNIPPET = re.compile(r'^\s*--8<-- "[^"]+"\s*$')  # the one form pymdownx.snippets reads
 _IMAGE_SUFFIXES = {".png", ".svg", ".jpg", ".jpeg", ".gif"}
 _ASSETS = "included"  # published images of included files go to site/included/<path>
 
@@ -116,8 +125,15 @@ def on_files(files: Files, config, **kwargs) -> Files:
     return files
 
 
+def _check_snippet_markers(markdown: str, src: str) -> None:
+    for n, line in enumerate(markdown.splitlines(), 1):
+        if _SNIPPET_LIKE.match(line) and not _SNIPPET.match(line):
+            log.warning(f'{src}:{n}: malformed snippet marker {line.strip()!r} (expected --8<-- "path")')
+
+
 def on_page_markdown(markdown: str, page, **kwargs) -> str:
-    """Expand the optional includes and figure lists of a page."""
+    """Check the snippet markers; expand the optional includes and figure lists of a page."""
     src = page.file.src_uri
+    _check_snippet_markers(markdown, src)
     markdown = _INCLUDE.sub(lambda m: _include(m, src), markdown)
     return _FIGURES.sub(lambda m: _figures(m, src), markdown)

@@ -554,11 +554,26 @@ class SCRAPLLoss(nn.Module):
             theta_fn_kwargs: one dict per batch, each with the input signal under ``"x"``.
             params: the encoder weights (no ``.grad`` yet; not attached).
             synth_fn_kwargs: one dict per batch, or None.
-            start_path_idx, end_path_idx, save_dir, n_iter, agg, force_multibatch, method, tol,
-                init, seed, theta_batching, distributed, strict_determinism, progress: the options
-                of :class:`~scrapl.warmup.WarmupOptions` (its docstring has them in one table).
+            start_path_idx: first path of the range ``[start, end)`` (default 0).
+            end_path_idx: end of the range, exclusive (default None: every path).
+            save_dir: warmup directory (default ``"scrapl_warmup"``), or None for none.
+            n_iter: products per operator, at most (default 20).
+            agg: ``"none"`` (one operator over all params) or ``"mean"``/``"max"``/``"med"`` (one
+                per parameter tensor, reduced per θ: less memory).
+            force_multibatch: recompute the forward at every product even with one batch.
+            method: ``"power"`` (the reference's estimator, default) or ``"arnoldi"``.
+            tol: the stopping tolerance of ``method`` (default 1e-4).
+            init: start vectors, ``"seeded"`` (default), ``"reference"`` or ``"chain"``.
+            seed: seed of the ``"seeded"`` start vectors (default 0).
+            theta_batching: ``"loop"`` or ``"vmap"`` over θ (default None: ``"loop"``).
+            distributed: shard over ``torch.distributed`` ranks (default None: if initialised).
+            strict_determinism: raise instead of warning for a non-deterministic encoder/synth.
+            progress: show a progress bar (default True).
             engine: for benchmarks only: force the ``"factored"`` or ``"direct"`` products
                 (:class:`~scrapl.warmup.Strategy`; default None chooses).
+
+        Every option is explained, with the measurement that keeps it, in
+        :class:`~scrapl.warmup.WarmupOptions`.
 
         Returns:
             The :class:`~scrapl.warmup.WarmupResult` (values per path, probabilities, convergence).

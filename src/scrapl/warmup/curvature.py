@@ -66,7 +66,9 @@ class CurvatureSettings:
 
     Attributes:
         engine: ``"factored"`` (:mod:`.factored`) or ``"direct"`` (:mod:`.hvp`).
-        theta_batching: ``"vmap"`` or ``"loop"`` over θ.
+        theta_batching: ``"vmap"`` or ``"loop"`` over θ in the factored engine's products, which
+            differentiate the encoder only; whatever runs through the synth and the path loss
+            (the θ-Hessian's columns, every direct product) loops, as the JTFS cannot be vmapped.
         hessian: the θ-space Hessian mode of the factored engine.
         multibatch: recompute forwards per product (forced by several batches).
         method: ``"power"`` (:func:`~.power.power_iteration`, the reference's) or ``"arnoldi"``
@@ -216,7 +218,7 @@ def _batch_hessians(
             params=problem.params,
             path_idx=path_idx,
             n_theta=problem.n_theta,
-            theta_batching=settings.theta_batching,
+            theta_batching="loop",  # through synth and path loss: the JTFS has no vmap rules
             hessian=shared.hessian_mode(settings.hessian) if shared is not None else settings.hessian,
             keep_theta=not multibatch,
             theta=shared.theta(i, b, problem.theta_fn) if kept and shared is not None else None,
@@ -248,7 +250,7 @@ def _operator(
             path_idx=path_idx,
             n_theta=problem.n_theta,
             multibatch=multibatch,
-            theta_batching=settings.theta_batching,
+            theta_batching="loop",  # every product runs through the path loss: no vmap there
         )
     jacobians = None
     if shared is not None and not multibatch and settings.theta_batching == "loop":

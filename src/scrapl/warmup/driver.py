@@ -170,7 +170,7 @@ def _plan(
     params = problem.params
     settings = CurvatureSettings(
         engine=_collective(lambda: _resolve_engine(problem, strategy, start), world),
-        theta_batching=options.theta_batching or ("vmap" if params[0].is_cuda else "loop"),
+        theta_batching=options.theta_batching or "loop",
         hessian=strategy.hessian,
         multibatch=options.force_multibatch or len(problem.batches) > 1,
         method=options.method,
