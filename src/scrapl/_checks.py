@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+from collections.abc import Iterable
 
-__all__ = ["as_bool", "as_choice", "as_float", "as_int", "as_int_in"]
+import torch
+from torch import Tensor
+
+__all__ = ["as_bool", "as_choice", "as_float", "as_int", "as_int_in", "check_params"]
 
 
 def as_int(name: str, value: object) -> int:
@@ -72,3 +76,30 @@ def as_choice(name: str, value: object, choices: tuple) -> object:
     if not any(value is c or (type(value) is type(c) and value == c) for c in choices):
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     return value
+
+
+def check_params(params: Iterable[Tensor], *, leaf: bool = True) -> list[Tensor]:
+    """Return the parameters as a list of distinct, floating-point tensors (leaves if ``leaf``)."""
+    if isinstance(params, Tensor):
+        raise TypeError(
+            "params must be an iterable of tensors, got a single tensor of shape "
+            f"{tuple(params.shape)}; wrap it in a list"
+        )
+    try:
+        out = list(params)
+    except TypeError:
+        raise TypeError(f"params must be an iterable of tensors, got {params!r}") from None
+    if not out:
+        raise ValueError("params must contain at least one tensor, got an empty iterable")
+    seen: set[int] = set()
+    for i, p in enumerate(out):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"params[{i}] must be a torch.Tensor, got {type(p).__name__}")
+        if not torch.is_floating_point(p):
+            raise TypeError(f"params[{i}] must have a floating-point dtype, got {p.dtype}")
+        if leaf and not p.is_leaf:
+            raise ValueError(f"params[{i}] must be a leaf tensor (a parameter), got a non-leaf")
+        if id(p) in seen:
+            raise ValueError(f"params[{i}] appears more than once in params")
+        seen.add(id(p))
+    return out

@@ -240,7 +240,7 @@ class SCRAPLLoss(nn.Module):
     def _check_pair(self, x: Any, x_target: Any) -> tuple[Tensor, Tensor]:
         """Validate the signals (shape, device, dtype; finiteness with ``check_finite``) and fold
         channels into the batch: ``(B, C, N)`` -> ``(B·C, N)``, in the dtype the loss computes in."""
-        buffer = next(self.buffers(), None)
+        buffer = next((b for b in self.buffers() if b.is_floating_point()), None)
         return check_signal_pair(
             x,
             x_target,
@@ -465,11 +465,8 @@ class SCRAPLLoss(nn.Module):
     check_is_deterministic = staticmethod(check_is_deterministic)
 
     def update_prob(self, path_idx: int, val: float | Tensor, theta_idx: int = 0) -> None:
-        """Record the curvature ``C_{theta_idx, path_idx} = val`` and update :attr:`probs` (Eq. 10).
-
-        With ``v = max(C, eps)`` and all P paths of θ index u recorded,
-        ``π_u(p) = (1 − mpf) v[u, p] / Σ_q v[u, q]`` and ``probs = mean_u (π_u + mpf / P)``; while
-        only ``m`` paths of u are recorded, their share of ``π_u`` is ``m / P``.
+        """Record the curvature ``C_{theta_idx, path_idx} = val`` and update :attr:`probs` (Eq. 10,
+        see :class:`~scrapl.warmup.ThetaISState`).
 
         Raises:
             ValueError: indices out of range, a negative value, or probabilities loaded from a file.
@@ -554,26 +551,14 @@ class SCRAPLLoss(nn.Module):
             theta_fn_kwargs: one dict per batch, each with the input signal under ``"x"``.
             params: the encoder weights (no ``.grad`` yet; not attached).
             synth_fn_kwargs: one dict per batch, or None.
-            start_path_idx: first path of the range ``[start, end)`` (default 0).
-            end_path_idx: end of the range, exclusive (default None: every path).
-            save_dir: warmup directory (default ``"scrapl_warmup"``), or None for none.
-            n_iter: products per operator, at most (default 20).
-            agg: ``"none"`` (one operator over all params) or ``"mean"``/``"max"``/``"med"`` (one
-                per parameter tensor, reduced per θ: less memory).
-            force_multibatch: recompute the forward at every product even with one batch.
-            method: ``"power"`` (the reference's estimator, default) or ``"arnoldi"``.
-            tol: the stopping tolerance of ``method`` (default 1e-4).
-            init: start vectors, ``"seeded"`` (default), ``"reference"`` or ``"chain"``.
-            seed: seed of the ``"seeded"`` start vectors (default 0).
-            theta_batching: ``"loop"`` or ``"vmap"`` over θ (default None: ``"loop"``).
-            distributed: shard over ``torch.distributed`` ranks (default None: if initialised).
-            strict_determinism: raise instead of warning for a non-deterministic encoder/synth.
-            progress: show a progress bar (default True).
             engine: for benchmarks only: force the ``"factored"`` or ``"direct"`` products
                 (:class:`~scrapl.warmup.Strategy`; default None chooses).
 
-        Every option is explained, with the measurement that keeps it, in
-        :class:`~scrapl.warmup.WarmupOptions`.
+        The other arguments are the options of :class:`~scrapl.warmup.WarmupOptions`, in one
+        table there with the reason each exists: the seed's ``start_path_idx``, ``end_path_idx``,
+        ``save_dir``, ``n_iter``, ``agg``, ``force_multibatch``; the estimator (``method``,
+        ``tol``, ``init``, ``seed``); ``theta_batching``; ``distributed``; ``strict_determinism``
+        and ``progress``.
 
         Returns:
             The :class:`~scrapl.warmup.WarmupResult` (values per path, probabilities, convergence).

@@ -218,7 +218,6 @@ def _batch_hessians(
             params=problem.params,
             path_idx=path_idx,
             n_theta=problem.n_theta,
-            theta_batching="loop",  # through synth and path loss: the JTFS has no vmap rules
             hessian=shared.hessian_mode(settings.hessian) if shared is not None else settings.hessian,
             keep_theta=not multibatch,
             theta=shared.theta(i, b, problem.theta_fn) if kept and shared is not None else None,
@@ -250,7 +249,6 @@ def _operator(
             path_idx=path_idx,
             n_theta=problem.n_theta,
             multibatch=multibatch,
-            theta_batching="loop",  # every product runs through the path loss: no vmap there
         )
     jacobians = None
     if shared is not None and not multibatch and settings.theta_batching == "loop":

@@ -75,12 +75,9 @@ def loss_reaches_params(loss: Tensor, params: Sequence[Tensor]) -> bool:
     return False
 
 
-def _grad_batched(c: Tensor, theta: Tensor, cot: Tensor, theta_batching: ThetaBatching) -> Tensor:
-    """``(k, B, nθ)`` cotangents -> ``(k, B, nθ)`` products ``H cot_i`` (graph retained)."""
-    if theta_batching == "vmap" and cot.shape[0] > 1:
-        return torch.autograd.grad(
-            c, theta, grad_outputs=cot, retain_graph=True, materialize_grads=True, is_grads_batched=True
-        )[0]
+def _hessian_columns(c: Tensor, theta: Tensor, cot: Tensor) -> Tensor:
+    """``(k, B, nθ)`` cotangents -> ``(k, B, nθ)`` products ``H cot_i``, one backward each
+    (through synth and path loss, whose JTFS backward cannot be vmapped; graph retained)."""
     return torch.stack(
         [
             torch.autograd.grad(c, theta, grad_outputs=z, retain_graph=True, materialize_grads=True)[0]
@@ -153,7 +150,6 @@ def theta_hessian(
     theta: Tensor,
     *,
     mode: HessianMode = "auto",
-    theta_batching: ThetaBatching = "loop",
     block_rtol: float = 1e-3,
     generator: torch.Generator | None = None,
 ) -> ThetaHessian:
@@ -163,7 +159,6 @@ def theta_hessian(
         c: ``(B, nθ)`` loss gradient w.r.t. the leaf ``theta``, with graph.
         theta: ``(B, nθ)`` leaf tensor.
         mode: ``"block"``, ``"full"`` or ``"auto"`` (see the module docstring).
-        theta_batching: ``"vmap"``: one vmapped backward for all columns; ``"loop"``: one each.
         block_rtol: the ``"auto"`` probe's tolerance: the response off the probed example,
             relative to the response on it (exactly 0 for a per-example loss).
         generator: CPU generator for the check's random cotangent (default: fixed seed 0).
@@ -175,7 +170,7 @@ def theta_hessian(
     eye = torch.eye(n_theta, dtype=theta.dtype, device=theta.device)
     if mode in ("block", "auto"):
         cot = eye.unsqueeze(1).expand(n_theta, B, n_theta)  # (k, B, nθ): e_k on every example
-        cols = _grad_batched(c, theta, cot, theta_batching)  # (k, B, nθ)
+        cols = _hessian_columns(c, theta, cot)  # (k, B, nθ)
         blocks = cols.permute(1, 2, 0).contiguous()  # blocks[b, j, k] = cols[k, b, j]
         if mode == "block" or B == 1:
             return ThetaHessian(blocks=blocks.detach())
@@ -190,7 +185,7 @@ def theta_hessian(
             B * n_theta,
         )
     cot = torch.eye(B * n_theta, dtype=theta.dtype, device=theta.device).reshape(-1, B, n_theta)
-    cols = _grad_batched(c, theta, cot, theta_batching)  # (B·nθ, B, nθ): column (b', k) of H
+    cols = _hessian_columns(c, theta, cot)  # (B·nθ, B, nθ): column (b', k) of H
     full = cols.reshape(B, n_theta, B, n_theta).permute(2, 3, 0, 1).contiguous()
     return ThetaHessian(full=full.detach(), probed=mode == "auto")
 
@@ -265,7 +260,6 @@ def batch_theta_hessian(
     params: Sequence[Tensor],
     path_idx: int,
     n_theta: int,
-    theta_batching: ThetaBatching = "loop",
     hessian: HessianMode = "auto",
     keep_theta: bool = False,
     theta: Tensor | None = None,
@@ -280,7 +274,6 @@ def batch_theta_hessian(
         params: all weights that will be differentiated (checked not to reach the loss directly).
         path_idx: the path p.
         n_theta: ``nθ``.
-        theta_batching: ``"vmap"`` or ``"loop"`` for the Hessian columns.
         hessian: ``"auto"``, ``"block"`` or ``"full"``.
         keep_theta: keep θ with its encoder graph in the result.
         theta: ``theta_fn``'s output on this batch, with its graph, to reuse instead of calling
@@ -307,7 +300,7 @@ def batch_theta_hessian(
             "but synth_fn or path_loss uses them directly; use engine='direct'"
         )
     c = theta_loss_grad(loss, leaf)
-    hess = theta_hessian(c, leaf, mode=hessian, theta_batching=theta_batching)
+    hess = theta_hessian(c, leaf, mode=hessian)
     return BatchHessian(c=c.detach(), hessian=hess, theta=theta if keep_theta else None)
 
 

@@ -12,11 +12,11 @@ group, flattened to length ``n``. ``θ = theta_fn(**kw)``: ``(B, nθ)``. ``x̂ =
 ``Σ_u A_u = ∇²_w L_p`` and each A_u alone is in general not symmetric. Its largest-magnitude
 eigenvalue is the curvature value ``C_{u,p}`` of θ-IS.
 
-:class:`DirectCurvature` builds ``g_u`` for every u with one batched vector-Jacobian product and
-applies ``A_u`` by differentiating ``⟨g_u, v⟩`` again: either one vmapped backward pass for all
-requested θ rows (``theta_batching="vmap"``) or one backward per row (``"loop"``, the reference's
-structure). With several batches (multibatch), every application recomputes the forward per batch
-and **sums** the products over batches, as scrapl-loss 0.1.0 does.
+:class:`DirectCurvature` builds ``g_u`` for every u with one batched vector-Jacobian product
+through the encoder and applies ``A_u`` by differentiating ``⟨g_u, v⟩`` again, one backward pass
+per θ row (the reference's structure: that backward runs through the path loss, and the JTFS's
+backward cannot be vmapped). With several batches (multibatch), every application recomputes the
+forward per batch and **sums** the products over batches, as scrapl-loss 0.1.0 does.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from .options import ThetaBatching
 from .problem import PathLoss, WarmupBatch
 
 __all__ = [
@@ -142,43 +141,21 @@ def theta_param_grads(
 
 
 def hvp_rows(
-    grads: Sequence[Tensor],
-    params: Sequence[Tensor],
-    vectors: Tensor,
-    *,
-    theta_batching: ThetaBatching,
-    retain_graph: bool,
+    grads: Sequence[Tensor], params: Sequence[Tensor], vectors: Tensor, *, retain_graph: bool
 ) -> Tensor:
-    """Apply ``A_u v = ∇_w ⟨g_u(w), v⟩`` for ``k`` pairs ``(g_u, v)`` at once.
+    """Apply ``A_u v = ∇_w ⟨g_u(w), v⟩`` for ``k`` pairs ``(g_u, v)``, one backward pass each.
 
     Args:
         grads: per parameter, ``(k, *p.shape)``: row i is ``g_{u_i}`` (with graph).
         params: the parameter group ``w``.
         vectors: ``(k, n)``, row i is ``v_i``.
-        theta_batching: ``"vmap"``: one backward pass vmapped over the k rows
-            (``is_grads_batched``); ``"loop"``: one backward pass per row.
-        retain_graph: keep the graph after the (last) backward pass.
+        retain_graph: keep the graph after the last backward pass.
 
     Returns:
         ``(k, n)``: row i is ``A_{u_i} v_i``.
     """
     k = vectors.shape[0]
     v_split = _split(vectors, params)
-    if theta_batching == "vmap" and k > 1:
-        # s_i = Σ_params ⟨g_i, v_i⟩, (k,); its vmapped gradient with cotangent e_i gives A_{u_i} v_i
-        s = torch.stack([(g * v).reshape(k, -1).sum(dim=1) for g, v in zip(grads, v_split, strict=True)]).sum(
-            dim=0
-        )
-        eye = torch.eye(k, dtype=s.dtype, device=s.device)
-        out = torch.autograd.grad(
-            s,
-            params,
-            grad_outputs=eye,
-            retain_graph=retain_graph,
-            materialize_grads=True,
-            is_grads_batched=True,
-        )
-        return _flatten(out, k)
     rows = []
     for i in range(k):
         out = torch.autograd.grad(
@@ -197,8 +174,8 @@ class DirectCurvature:
 
     With one batch (and ``multibatch=False``) the forward, ``c`` and every ``g_u`` are computed
     once and their graph is reused by every product. Otherwise each call recomputes them per batch
-    and sums the products over the batches (``A_u = Σ_batches A_u^{(batch)}``); with
-    ``theta_batching="loop"`` that is one forward per batch *and per θ*, exactly as the reference.
+    and sums the products over the batches (``A_u = Σ_batches A_u^{(batch)}``): one forward per
+    batch *and per θ*, exactly as the reference.
 
     Args:
         path_loss: ``path_loss(x_hat, x, path_idx) -> scalar``, the one-path distance.
@@ -209,7 +186,6 @@ class DirectCurvature:
         path_idx: the path p.
         n_theta: ``nθ``.
         multibatch: recompute per product (forced when there are several batches).
-        theta_batching: ``"vmap"`` or ``"loop"``, see :func:`hvp_rows`.
 
     Example:
         ``op = DirectCurvature(...); op(V, torch.tensor([0, 2]))`` returns
@@ -227,14 +203,12 @@ class DirectCurvature:
         path_idx: int,
         n_theta: int,
         multibatch: bool = False,
-        theta_batching: ThetaBatching = "loop",
     ) -> None:
         self.path_loss, self.theta_fn, self.synth_fn = path_loss, theta_fn, synth_fn
         self.batches = list(batches)
         self.params = list(params)
         self.path_idx = path_idx
         self.n_theta = n_theta
-        self.theta_batching = theta_batching
         self.multibatch = multibatch or len(self.batches) > 1
         self.dim = flat_size(self.params)
         self._grads: list[Tensor] | None = None
@@ -255,30 +229,19 @@ class DirectCurvature:
 
     def __call__(self, vectors: Tensor, index: Tensor) -> Tensor:
         """Return ``A_{index[i]} vectors[i]`` for every row; ``(k, n) -> (k, n)``."""
-        rows = index.tolist()
         if self._grads is not None:
             grads = [g[index] for g in self._grads]  # (k, *p.shape) per parameter
-            return hvp_rows(
-                grads, self.params, vectors, theta_batching=self.theta_batching, retain_graph=True
-            )
+            return hvp_rows(grads, self.params, vectors, retain_graph=True)
         total: Tensor | None = None
         for batch in self.batches:
-            if self.theta_batching == "vmap":
-                grads = self._param_grads(batch, rows)
-                part = hvp_rows(grads, self.params, vectors, theta_batching="vmap", retain_graph=False)
-            else:
-                part = torch.cat(
-                    [
-                        hvp_rows(
-                            self._param_grads(batch, [u]),
-                            self.params,
-                            vectors[i : i + 1],
-                            theta_batching="loop",
-                            retain_graph=False,
-                        )
-                        for i, u in enumerate(rows)
-                    ]
-                )
+            part = torch.cat(
+                [
+                    hvp_rows(
+                        self._param_grads(batch, [u]), self.params, vectors[i : i + 1], retain_graph=False
+                    )
+                    for i, u in enumerate(index.tolist())
+                ]
+            )
             total = part if total is None else total + part
         assert total is not None  # at least one batch
         return total

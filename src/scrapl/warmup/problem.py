@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import Tensor
 
-from .._checks import as_int_in
+from .._checks import as_int_in, check_params
 
 __all__ = ["TARGET_KEY", "PathLoss", "WarmupBatch", "WarmupProblem"]
 
@@ -40,25 +40,19 @@ class WarmupBatch:
 
 
 def _check_params(params: Any) -> tuple[Tensor, ...]:
-    if isinstance(params, Tensor) or not isinstance(params, Sequence):
-        raise TypeError(f"params must be a list of tensors, got {type(params).__name__}")
-    if not params:
-        raise ValueError("params must not be empty")
-    seen: set[int] = set()
-    for i, p in enumerate(params):
-        if not isinstance(p, Tensor):
-            raise TypeError(f"params[{i}] must be a tensor, got {type(p).__name__}")
-        if not p.requires_grad or not p.is_floating_point():
-            raise ValueError(f"params[{i}] must be a floating-point tensor with requires_grad")
+    """Distinct floating-point tensors that require grad and have no gradient yet."""
+    checked = check_params(params, leaf=False)
+    for i, p in enumerate(checked):
+        if not p.requires_grad:
+            raise ValueError(
+                f"params[{i}] does not require grad: the warmup differentiates with respect to it"
+            )
         if p.grad is not None:
             raise ValueError(
                 f"params[{i}] already has a gradient (p.grad is not None); params "
                 f"must have no prior gradients: use zero_grad(set_to_none=True)"
             )
-        if id(p) in seen:
-            raise ValueError(f"params[{i}] appears twice in params")
-        seen.add(id(p))
-    return tuple(params)
+    return tuple(checked)
 
 
 def _check_kwargs_list(name: str, value: Any) -> list[Mapping[str, Any]]:
