@@ -207,3 +207,26 @@ def test_probs_file_formats(tmp_path):
         load_probs_file(tmp_path / "a.pt", n_paths=5)
     with pytest.raises(ValueError, match="does not exist"):
         load_probs_file(tmp_path / "c.pt", n_paths=4)
+
+
+def test_a_directory_written_before_this_format_resumes_and_loads(tmp_path):
+    """tests/data/warmup_v1: the toy's warmup as the previous version wrote it (probs.pt a dict,
+    meta.json without the probs record). It loads, and a re-run resumes it (nothing recomputed),
+    then writes probs.pt in the plain format."""
+    import shutil
+    from pathlib import Path
+
+    old = Path(__file__).parent / "data" / "warmup_v1"
+    d = tmp_path / "w"
+    shutil.copytree(old, d)
+    before = load_probs_file(d / "probs.pt", n_paths=4)
+    assert isinstance(torch.load(old / "probs.pt", weights_only=True), dict) and before.config["n_iter"] == 8
+    state = ThetaISState(n_paths=4, n_theta=3)
+    assert load_warmup_dir(d, state=state) == [0, 1, 2, 3]
+    torch.testing.assert_close(state.probs, before.probs, rtol=0, atol=1e-15)
+    resumed = warmup(make_toy(), d)
+    assert resumed.computed == []
+    torch.testing.assert_close(resumed.probs, before.probs, rtol=0, atol=1e-15)
+    rewritten = torch.load(d / "probs.pt", weights_only=True)
+    assert isinstance(rewritten, torch.Tensor) and torch.equal(rewritten, resumed.probs)
+    assert load_probs_file(d / "probs.pt", n_paths=4).config == resumed.config
