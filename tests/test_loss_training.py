@@ -183,3 +183,23 @@ def _tensors(obj):
     elif isinstance(obj, list | tuple):
         for v in obj:
             yield from _tensors(v)
+
+
+def test_a_checkpoint_of_the_previous_version_loads():
+    """tests/data/loss_state_v1.pt: state_dict of a loss with attached parameters after 3 steps and
+    some θ-IS values, saved by the previous version (no generator entry in the sampler state)."""
+    from pathlib import Path
+
+    saved = torch.load(Path(__file__).parent / "data" / "loss_state_v1.pt", weights_only=True)
+    model = nn.Linear(8, 2)
+    model.load_state_dict(saved["model"])
+    loss_fn = SCRAPLLoss(**A, n_theta=2)
+    loss_fn.attach_params(model.parameters())
+    loss_fn.load_state_dict(saved["loss"], strict=True)
+    assert dict(loss_fn.path_counts) == {6: 1, 0: 1, 1: 1} and loss_fn.scrapl_t == 3
+    assert loss_fn.theta_is.state.updated == [{0}, {3, 5}]
+    assert loss_fn.optimizer is not None and loss_fn.optimizer.visited_paths == {0, 1, 6}
+    assert loss_fn.sampler.draw_generator is None  # unseeded draws stay on the global RNG
+    basis = torch.randn(2, 8096, generator=torch.Generator().manual_seed(1))
+    loss_fn(model(torch.randn(2, 1, 8)) @ basis, torch.randn(2, 1, 8096), seed=3).backward()
+    assert loss_fn.optimizer.step_count == 4
