@@ -62,7 +62,9 @@ class WarmupOptions:
       eigenvalues are close; on the demo's operators one value read 42.3 after up to 150 power
       steps where Arnoldi reached 49.22 in 13 products. ``"power"`` is the reference's estimator.
     * ``tol``: power iteration stops when the relative change of λ is below it (the reference's
-      1e-4); Arnoldi when the relative residual ``‖Ax − λx‖ / |λ|`` is.
+      1e-4); Arnoldi when the relative residual ``‖Ax − λx‖ / |λ|`` is. It matters: on the demo's
+      encoder (32 examples, seed 1) power iteration at 1e-3 stopped at 1.10 on a value that 136
+      steps settle at 45.0.
     * ``init``: ``"seeded"`` draws each path's start from ``(seed, path, group)``, so sharded and
       resumed runs equal one run; ``"reference"`` replays scrapl-loss 0.1.0's global-RNG draws
       (its values to float32 rounding, tested); ``"chain"`` starts each path from the previous
@@ -79,6 +81,7 @@ class WarmupOptions:
       one process (tested with two ranks).
     * ``strict_determinism``: dropout or noise in the encoder/synth changes every product; the
       seed only warns.
+    * ``progress``: off for logs written to a file, where the bar's redraws pile up.
 
     Raises:
         TypeError / ValueError: an option of the wrong type or out of range, naming it.
