@@ -47,8 +47,12 @@ class BackwardPaths:
 
     def watch(self, value: Tensor, path_idx: int) -> None:
         """Record ``path_idx`` whenever a backward pass reaches ``value`` (if it requires grad)."""
-        if value.requires_grad:
+        if not value.requires_grad:
+            return
+        try:
             value.register_hook(functools.partial(self._enter, path_idx))
+        except RuntimeError:  # no hooks here (e.g. inside a functorch transform): no tracking
+            pass
 
     def _enter(self, path_idx: int, grad: Tensor) -> None:
         self._current.add(path_idx)
