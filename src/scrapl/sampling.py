@@ -149,7 +149,7 @@ class PathSampler:
     def set_probs(self, probs: Tensor, *, name: str = "probs", atol: float = 1e-6) -> None:
         """Replace the distribution (validated: shape ``(P,)``, non-negative, sums to 1 within
         ``atol``)."""
-        self.probs = check_probs(probs, self.n_paths, name=name, atol=atol)
+        self.probs = check_probs(probs, self.n_paths, name=name, atol=atol).clone()  # owned
 
     def clear(self) -> None:
         """Forget visits and restart the all-paths-first phase (``probs`` are kept)."""
