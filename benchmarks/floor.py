@@ -35,7 +35,8 @@ def floor_ffts(jtfs, k: int) -> list[tuple[int, int, int]]:
     real FFTs of length ``M`` for each group (module doc)."""
     p = jtfs.paths[k]
     n1_max = min(p.n1_max, jtfs.n1_limit)
-    return [(jtfs.config.Np // 2**k1, stop - start, k1) for k1, start, stop in jtfs._used_groups(n1_max)]
+    groups = jtfs.decimation_groups(n1_max)
+    return [(jtfs.config.Np // 2**k1, stop - start, k1) for k1, start, stop in groups]
 
 
 def floor_step(jtfs, k: int, batch: int, device: torch.device | str = "cpu") -> Callable[[], None]:

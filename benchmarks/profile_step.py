@@ -31,7 +31,7 @@ SETUPS = {"paper": PAPER, "seed": SEED, "quick": QUICK}
 def _stages(jtfs, x: torch.Tensor, target: torch.Tensor, k: int) -> dict[str, float]:
     """Thread CPU seconds of each stage of one step on path ``k``."""
     p = jtfs.paths[k]
-    n1 = min(p.n1_max, jtfs.n1_limit)
+    reader = jtfs.plan.reader(p)
     t = {}
 
     def stage(name, fn):
@@ -41,10 +41,10 @@ def _stages(jtfs, x: torch.Tensor, target: torch.Tensor, k: int) -> dict[str, fl
         return out
 
     def forward(sig, tag):
-        X = stage(f"{tag}: pad + rfft", lambda: jtfs.padded_spectrum(sig))
-        # as in ``path``: each group's rfft is taken by the second-order wavelet (second order)
-        U1 = stage(f"{tag}: first order", lambda: list(jtfs.first_order_groups(X, n1, spectra=False)))
-        Y = stage(f"{tag}: second order", lambda: jtfs.second_order(U1, p.n2, p.j2, n1))
+        x_pad = stage(f"{tag}: pad", lambda: jtfs.padded(sig))
+        # as in ``path``: rfft, the first-order clusters and their moduli, then the second order
+        U1 = stage(f"{tag}: first order", lambda: jtfs.first_order(x_pad, reader.parts))
+        Y = stage(f"{tag}: second order", lambda: jtfs.second_order(U1, reader))
         return stage(f"{tag}: frequential + averaging", lambda: jtfs.frequential(Y, [p])[0])
 
     xr = x.clone().requires_grad_(True)

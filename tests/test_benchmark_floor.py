@@ -1,11 +1,13 @@
-"""The FFT floor of ``benchmarks/floor.py`` is a floor: every FFT it times is one that a real
-training step on the same path also performs.
+"""The FFT floor of ``benchmarks/floor.py`` is a floor: every FFT it times can be matched with a
+distinct FFT, at least as long, that a real training step on the same path performs.
 
 A ``TorchDispatchMode`` records each FFT of one ``SCRAPLLoss`` step (forward of ``x`` and of the
-target, backward to ``x``) as ``(kind, length, rows)``; for every transform length, the floor's
-inverse and forward real FFTs must not exceed the step's (a complex FFT of a length counts as two
-real ones of either kind). A floor that claimed work the step does not do would overstate the
-bound that ``RESULTS.md`` reports.
+target, backward to ``x``) as ``(kind, length, rows)``. The step computes some first-order
+wavelets on a longer grid than their own (the coarse decimation groups share one FFT length), so
+the check is by threshold: for every length ``n``, the floor's inverse (and forward) real FFT
+rows of length ``>= n`` must not exceed the step's (a complex FFT counts as two real ones of
+either kind). That is exactly the condition for such a matching to exist, and a longer FFT costs
+at least as much, so a floor that passes cannot overstate the bound that ``RESULTS.md`` reports.
 """
 
 from __future__ import annotations
@@ -73,8 +75,13 @@ def test_floor_ffts_are_a_subset_of_a_step(setup, paths):
         assert lengths, f"path {k}: empty floor"
         for n in lengths:
             for kind in ("c2r", "r2c"):
-                have = step[kind, n] + 2 * step["c2c", n]
-                assert floor[kind, n] <= have, (k, kind, n, floor[kind, n], have)
+                need = sum(rows for (kd, m), rows in floor.items() if kd == kind and m >= n)
+                have = sum(
+                    rows * (2 if kd == "c2c" else 1)
+                    for (kd, m), rows in step.items()
+                    if kd in (kind, "c2c") and m >= n
+                )
+                assert need <= have, (k, kind, n, need, have)
 
 
 @pytest.mark.parametrize("k", [0, 180, 305])

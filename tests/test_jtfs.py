@@ -1,18 +1,19 @@
 """Properties of the JTFS engine: one path == all paths == full transform, batching, dtypes,
-gradients (gradcheck, gradgradcheck), silent inputs, shapes, metadata, bad configurations."""
+gradients (gradcheck, gradgradcheck), silent inputs, shapes, metadata, bad configurations.
+
+The stages themselves (first and second order against their definition, exact adjoints) are in
+``test_jtfs_stages.py``; the engine's buffers and devices in ``test_jtfs_plan.py``."""
 
 from __future__ import annotations
 
 import doctest
-import functools
 
 import pytest
 import torch
 
 from scrapl import TimeFrequencyScattering
-from scrapl.jtfs import core, ops, window
+from scrapl.jtfs import ops, scalogram
 from scrapl.jtfs.full import unpad_frames
-from scrapl.jtfs.ops import fold_mean
 
 E = dict(shape=4096, J=6, Q1=2, Q2=1, J_fr=2, Q_fr=1)
 TINY = dict(shape=256, J=3, Q1=1, Q2=1, J_fr=1, Q_fr=1)
@@ -50,7 +51,7 @@ def test_one_path_equals_all_paths_and_full(jtfs_E):
 
 def test_full_unpadding_keeps_signal_frames(jtfs_E):
     x = torch.randn(1, E["shape"])
-    assert torch.equal(jtfs_E.full(x), jtfs_E.full(x, unpad=False)[..., unpad_frames(jtfs_E)])
+    assert torch.equal(jtfs_E.full(x), jtfs_E.full(x, unpad=False)[..., unpad_frames(jtfs_E.config)])
     assert jtfs_E.full(x).shape == (1, 32, 11, 64)
 
 
@@ -119,19 +120,30 @@ def test_half_module_computes_in_float32_with_rounded_filters():
     x = torch.randn(1, E["shape"])
     S = jtfs.path(x, 9)
     jtfs.half()
-    assert jtfs.psi1_f.dtype == torch.float16
+    assert jtfs.plan.first_order.clusters[0].weight.dtype == torch.float16
+    assert jtfs.compute_dtype == torch.float32
     S_half = jtfs.path(x, 9)
     assert S_half.dtype == torch.float32
     torch.testing.assert_close(S_half, S, rtol=2e-2, atol=2e-3 * S.abs().max().item())
 
 
-def test_dtype_move_rebuilds_operators():
-    jtfs = TimeFrequencyScattering(**E)
-    x = torch.randn(1, E["shape"])
-    S32 = jtfs.path(x, 7)
-    jtfs.double()
-    assert jtfs.psi1_f.dtype == torch.float64
-    S64 = jtfs.path(x.double(), 7)
+def test_dtype_moves_keep_exact_float64_constants():
+    """``.double()`` computes in float64 with the float64 operators, also after a round trip
+    through float32: ``.double().float().double()`` gives exactly a fresh double module's
+    coefficients (the band weights are float32 numbers, the dense operators keep float64 values),
+    and float32 ones to float32 accuracy."""
+    x = torch.randn(1, E["shape"], dtype=torch.float64)
+    fresh = TimeFrequencyScattering(**E).double()
+    moved = TimeFrequencyScattering(**E)
+    S32 = moved.path(x.float(), 7)
+    moved.double().float()
+    assert moved.compute_dtype == torch.float32
+    torch.testing.assert_close(moved.path(x.float(), 7), S32, rtol=0, atol=0)
+    moved.double()
+    assert moved.compute_dtype == torch.float64
+    for k in (0, 7, 27):
+        assert torch.equal(moved.path(x, k), fresh.path(x, k))
+    S64 = fresh.path(x, 7)
     torch.testing.assert_close(S64.float(), S32, rtol=1e-4, atol=1e-6 * S32.abs().max().item())
 
 
@@ -144,13 +156,29 @@ def test_silent_input_has_zero_finite_gradient(jtfs_E):
         assert grad.abs().max() == 0
 
 
-def test_silent_band_gradient_is_finite(jtfs_E):
-    """A pure low tone leaves most first-order bands (numerically) silent: gradients stay finite."""
-    t = torch.arange(E["shape"], dtype=torch.float32)
-    x = torch.sin(2 * torch.pi * 0.001 * t)[None].requires_grad_(True)
-    loss = sum(jtfs_E.path(x, k).sum() for k in (0, 9, 27))
-    (grad,) = torch.autograd.grad(loss, x)
-    assert torch.isfinite(grad).all()
+def test_silent_bands_leave_the_loss_gradient_stable():
+    """A pure low tone leaves most first-order bands numerically silent: there the modulus is at
+    its kink, ``|u|`` is rounding noise and ``u / |u|`` a random phase. Those bands must not
+    perturb the loss gradient: in float64, noise of 1e-13 on the input moves it by less than 1e-6
+    (relative); in float32 it is finite, and within a factor 2 of the float64 one in norm (float32
+    rounding in the silent bands makes a few percent of difference, as in scrapl-loss 0.1.0)."""
+    t = torch.arange(E["shape"], dtype=torch.float64)
+    x = torch.sin(2 * torch.pi * 0.001 * t)[None]
+    y = 0.8 * torch.sin(2 * torch.pi * 0.0012 * t + 1.0)[None]
+    noise = 1e-13 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    jtfs64, jtfs32 = TimeFrequencyScattering(**E).double(), TimeFrequencyScattering(**E)
+
+    def grad(m, x, dtype):
+        xk = x.to(dtype).requires_grad_(True)
+        (g,) = torch.autograd.grad((m.path(xk, k) - m.path(y.to(dtype), k)).square().sum(), xk)
+        return g.double()
+
+    for k in (0, 9, 27):
+        g64 = grad(jtfs64, x, torch.float64)
+        assert ((grad(jtfs64, x + noise, torch.float64) - g64).norm() / g64.norm()).item() < 1e-6, k
+        g32 = grad(jtfs32, x, torch.float32)
+        assert torch.isfinite(g32).all()
+        assert 0.5 < (g32.norm() / g64.norm()).item() < 2.0, k
 
 
 @pytest.mark.parametrize("cfg", [TINY, NARROW], ids=["tiny", "narrow"])
@@ -182,68 +210,7 @@ def test_metadata(jtfs_E):
     assert jtfs_E.describe()["J_fr"] == 2
 
 
-def _band_filters(one_sided: bool, rows: int) -> torch.Tensor:
-    """``rows`` float64 band filters on 64 bins (decimated by 2 to 32): 9 bins wide, or 20 bins
-    across bin 0, wider than half the decimated spectrum (which needs the complex inverse FFT)."""
-    h = torch.zeros(rows, 64, dtype=torch.float64)
-    width = 9 if one_sided else 20
-    for g in range(rows):
-        lo = 3 + 2 * g if one_sided else 60 - g
-        h[g, torch.arange(lo, lo + width) % 64] = torch.linspace(0.2, 1.0, width, dtype=torch.float64)
-    return h
-
-
-def _window(one_sided: bool, rows: int) -> window.Window:
-    w = window.make_window(_band_filters(one_sided, rows), 1)
-    assert w.one_sided == one_sided
-    return w
-
-
-@pytest.mark.parametrize("one_sided", [True, False], ids=["one-sided", "two-sided"])
-def test_window_synthesis_matches_filter_then_decimate(one_sided):
-    """synthesize == IDFT_{M/2}(fold_mean(DFT(v) h, 1)) up to one phase per row (removed by |.|)."""
-    w, h = _window(one_sided, 3), _band_filters(one_sided, 3)
-    v = torch.randn(2, 64, dtype=torch.float64)
-    expected = torch.fft.ifft(fold_mean(torch.fft.fft(v)[:, None] * h, 1)).abs()
-    planes = window.synthesize(torch.fft.rfft(v), w)
-    torch.testing.assert_close(planes.square().sum(-3).sqrt(), expected, rtol=1e-12, atol=1e-14)
-
-
-@pytest.mark.parametrize("one_sided", [True, False], ids=["one-sided", "two-sided"])
-def test_window_synthesis_gradcheck_and_gradgradcheck(one_sided):
-    w = _window(one_sided, 2)
-    spec = torch.randn(2, 33, dtype=torch.complex128, requires_grad=True)
-
-    def fn(spec):
-        return window.synthesize(spec, w)
-
-    assert torch.autograd.gradcheck(fn, (spec,), eps=1e-6, atol=1e-9, rtol=1e-6)
-    assert torch.autograd.gradgradcheck(fn, (spec,), eps=1e-6, atol=1e-9, rtol=1e-6)
-
-
-@pytest.mark.parametrize(
-    ("lo", "width", "s", "shift", "one_sided"),
-    [(3, 9, 1, 1, True), (60, 20, 1, 60, False), (28, 9, 0, 26, True), (3, 9, 1, 5, False)],
-    ids=["one-sided", "two-sided across bin 0", "one-sided across the Nyquist bin", "wrapped run"],
-)
-def test_real_synthesis_is_synthesis_of_rfft_with_exact_adjoint(lo, width, s, shift, one_sided):
-    """synthesize_real(v) == synthesize(rfft(v)) for one filter on every row, and its fused backward
-    (the halving of the rfft's adjoint applied on the run only, bins 0 and M/2 not halved) passes
-    gradcheck and gradgradcheck."""
-    h = torch.zeros(64, dtype=torch.float64)
-    h[torch.arange(lo, lo + width) % 64] = torch.linspace(0.2, 1.0, width, dtype=torch.float64)
-    w = window.make_window(h, s, shift=shift)
-    assert w.one_sided == one_sided
-    v = torch.randn(2, 3, 64, dtype=torch.float64, requires_grad=True)
-    torch.testing.assert_close(
-        window.synthesize_real(v, w), window.synthesize(torch.fft.rfft(v), w), rtol=1e-12, atol=1e-14
-    )
-    fn = functools.partial(window.synthesize_real, window=w)
-    assert torch.autograd.gradcheck(fn, (v,), eps=1e-6, atol=1e-9, rtol=1e-6)
-    assert torch.autograd.gradgradcheck(fn, (v,), eps=1e-6, atol=1e-9, rtol=1e-6)
-
-
-@pytest.mark.parametrize("module", [window, ops], ids=["window", "ops"])
+@pytest.mark.parametrize("module", [scalogram, ops], ids=["scalogram", "ops"])
 def test_doctests(module):
     assert doctest.testmod(module, raise_on_error=False).failed == 0
 
@@ -301,52 +268,3 @@ def test_cuda_matches_cpu(jtfs_E):
     gpu = TimeFrequencyScattering(**E).cuda()
     for k in (0, 27):
         torch.testing.assert_close(gpu.path(x.cuda(), k).cpu(), jtfs_E.path(x, k), rtol=1e-4, atol=1e-6)
-
-
-def test_modulus_backward_same_with_and_without_create_graph():
-    """The modulus' backward takes a plane-by-plane route when no graph of it is recorded and a
-    differentiable one under ``create_graph``: the same gradient ``g (re, im) / (|z| + eps)``, 0 at z = 0."""
-    planes = torch.randn(3, 2, 4, 16, dtype=torch.float64)
-    planes[0, :, 1, 5] = 0.0
-    g = torch.randn(3, 4, 16, dtype=torch.float64)
-    p1 = planes.clone().requires_grad_(True)
-    (fast,) = torch.autograd.grad(ops.modulus(p1), p1, g)
-    p2 = planes.clone().requires_grad_(True)
-    (graph,) = torch.autograd.grad(ops.modulus(p2), p2, g, create_graph=True)
-    assert graph.requires_grad and not fast.requires_grad
-    torch.testing.assert_close(fast, graph.detach(), rtol=0, atol=0)
-    expected = planes * (g / (planes.square().sum(1).sqrt() + ops.MODULUS_EPS))[:, None]
-    torch.testing.assert_close(fast, expected, rtol=1e-15, atol=0)
-    assert (fast[0, :, 1, 5] == 0).all()
-
-
-def test_wide_runs_read_from_the_full_spectrum_equal_gathered_runs(monkeypatch):
-    """Given the full spectrum, one-sided synthesis reads runs of at least ``DIRECT_MIN_BINS`` bins
-    as slices of it (conjugate bins included): the same planes as gathering them through ``bins``,
-    for runs across the Nyquist bin and across bin 0, and the same gradient."""
-    h = torch.zeros(3, 64, dtype=torch.float64)
-    for g, lo in enumerate((28, 60, 5)):
-        h[g, torch.arange(lo, lo + 9) % 64] = torch.linspace(0.2, 1.0, 9, dtype=torch.float64)
-    w = window.make_window(h, 0)
-    assert w.one_sided and w.starts == (28, 60, 5)
-    spec = torch.fft.rfft(torch.randn(2, 64, dtype=torch.float64)).requires_grad_(True)
-    full = window.full_spectrum(spec, 64, 9)
-    gathered = window.synthesize(spec, w)
-    monkeypatch.setattr(window, "DIRECT_MIN_BINS", 1)
-    sliced = window.synthesize(spec, w, full)
-    torch.testing.assert_close(sliced, gathered, rtol=0, atol=1e-15)
-    g = torch.randn_like(sliced)
-    torch.testing.assert_close(*torch.autograd.grad([sliced, gathered], [spec, spec], [g, g]))
-
-
-def test_widest_first_order_group_read_from_the_full_spectrum_matches():
-    """The paper configuration's widest first-order group (10 runs of 22061 bins, some across the
-    Nyquist bin) qualifies for the slice route, which matches the gather route to float32 rounding."""
-    jtfs = TimeFrequencyScattering(shape=32768, J=12, Q1=8, Q2=2, J_fr=3, Q_fr=2, T=4096, F=8)
-    k1, start, stop = jtfs._k1_groups[0]
-    w = jtfs._psi1_window(k1, start, stop, torch.float32)
-    assert w.one_sided and w.bins.shape[-1] >= window.DIRECT_MIN_BINS
-    x = torch.randn(1, 32768)
-    X = jtfs.padded_spectrum(x)
-    full = window.full_spectrum(X, jtfs.config.Np, w.bins.shape[-1])
-    torch.testing.assert_close(core.first_order(X, w, full), core.first_order(X, w), rtol=1e-5, atol=1e-6)

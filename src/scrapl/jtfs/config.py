@@ -139,6 +139,16 @@ class JTFSConfig:
         """Width (cycles/bin) of the frequential averaging low-pass: ``SIGMA0 / F_eff``."""
         return filters.SIGMA0 / self.F_eff
 
+    def k1(self, j1: int) -> int:
+        """Decimation exponent of a first-order scalogram: ``min(j1, log2_T)`` (``j1`` with
+        ``T='global'``), so ``U1`` has ``Np / 2**k1`` samples."""
+        return j1 if self.global_T else min(j1, self.log2_T)
+
+    def k_fr(self, j_fr: int) -> int:
+        """Decimation exponent along ``n1`` of a frequential filter: ``min(j_fr, log2_F)``
+        (``j_fr`` with ``F='global'``)."""
+        return j_fr if self.global_F else min(j_fr, self.log2_F)
+
     @property
     def n_time(self) -> int:
         """Frames per path: ``Np / 2**log2_T`` (no unpadding), or 1 with ``T='global'``."""

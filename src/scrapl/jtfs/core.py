@@ -1,148 +1,57 @@
-"""The JTFS path computation as pure functions over tensors (no module state).
+"""The frequential stage of a JTFS path, as pure functions over tensors (no module state).
 
-One second-order path ``(n2, n_fr)`` of a batch of padded signals (``jtfs-spec.md`` §4–6):
+One second-order path ``(n2, n_fr)`` (``jtfs-spec.md`` §6):
 
-``S[n2, n_fr] = A_F( A_T( | psi_fr[n_fr] *_{n1} Y[n2] |_eps ) )``, with
-``Y[n2][n1] = ( |x_pad * psi1[n1]|_eps  ↓2^j1 ) * psi2[n2] ↓2^(j2-j1)`` for ``n1 < n1_max(n2)``
-(complex, no modulus), ``|z|_eps = |z| + 1e-12``, ``A_T`` the temporal low-pass ``phi`` with stride
-``2**log2_T`` (or a global sum), ``A_F`` the frequential low-pass ``phi_F`` with stride
-``2**log2_F`` (or a global sum; skipped for the spin-0 filter ``n_fr = 0``). All convolutions are
-circular on the padded lengths; decimation in time is a mean-fold of the spectrum.
+``S[n2, n_fr] = A_F( A_T( | psi_fr[n_fr] *_{n1} Y[n2] | + eps ) )``, with ``Y[n2]`` the
+second-order temporal coefficients of the rows ``n1 < n1_max`` (complex, no modulus;
+:mod:`scrapl.jtfs.scalogram`), ``A_T`` the temporal low-pass ``phi`` with stride ``2**log2_T`` (or a
+global sum), ``A_F`` the frequential low-pass ``phi_F`` with stride ``2**log2_F`` (or a global sum;
+the identity for the spin-0 filter ``n_fr = 0``), ``eps = 1e-12``.
 
-The temporal wavelets are applied on the band where they are not negligible
-(:mod:`scrapl.jtfs.window`), and complex signals are carried as stacked real planes ``(re; im)``
-so that every modulus is a contiguous real pass. The frequential filter, the temporal averaging and
-the frequential averaging are linear maps on short axes; they are applied as dense matrices
-(``ops.circulant_decimation_matrix``), which on a CPU is several times faster than the equivalent
-FFTs and identical in exact arithmetic.
+The frequential filter, the temporal averaging and the frequential averaging are linear maps on
+short axes, applied as dense matrices (:class:`~scrapl.jtfs.plan.FrequentialPlan`), which on a CPU
+is several times faster than the equivalent FFTs and identical in exact arithmetic. The filter's
+rows that cannot reach the data are dropped; their coefficients, and the ``eps`` of the modulus,
+are a constant that the frequential averaging adds as a bias:
+
+``S = C (Phi^T |H Y|) + bias`` with ``C`` the averaging on the kept rows and
+``bias = eps (A 1)(1^T Phi)``.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import Tensor
 
-from .ops import MODULUS_EPS, modulus
-from .window import Window, synthesize, synthesize_real
+from .ops import modulus
 
-__all__ = [
-    "first_order",
-    "second_order_temporal",
-    "frequential_scattering",
-    "FrequentialOperator",
-    "frequential_operator",
-    "stack_operators",
-    "unprune_rows",
-    "average_time",
-    "average_frequency",
-]
+__all__ = ["frequential_scattering", "stack_rows", "average_time", "average_frequency", "AVERAGE_BLOCK"]
 
 
-def first_order(x_rfft: Tensor, window: Window, full: tuple[Tensor, Tensor] | None = None) -> Tensor:
-    """Return the first-order scalograms ``U1 = |IDFT(fold_mean(DFT(x_pad) psi1_f, k1))|_eps``.
-
-    Each wavelet's band is placed at bin 0 of the decimated spectrum instead of at its own
-    position: a circular shift of the spectrum multiplies the signal by a unit-modulus phase, which
-    the modulus removes, so ``U1`` is unchanged (the bins' relative positions, hence any aliasing of
-    the fold, are kept).
-
-    Args:
-        x_rfft: half spectrum of the padded signals. Shape ``(B, Np/2 + 1)``.
-        window: :class:`~scrapl.jtfs.window.Window` of ``G`` first-order wavelets sharing the
-            decimation ``k1`` (``min(j1, log2_T)``), runs at offset 0.
-        full: optionally, :func:`~scrapl.jtfs.window.full_spectrum` of ``x_rfft``, shared by the
-            groups (wide runs are then read from it as slices).
-
-    Returns:
-        Shape ``(B, G, Np / 2**k1)`` real.
-    """
-    return modulus(synthesize(x_rfft, window, full))
-
-
-def second_order_temporal(U1: Tensor, window: Window) -> Tensor:
-    """Return ``Y = IDFT(fold_mean(DFT(U1) psi2_f, s))`` as planes: second-order wavelet, decimation
-    ``2**s``, up to a phase common to every row of the path (placement at ``window.offset``).
-
-    Args:
-        U1: the first-order scalograms at decimation ``k1``, real, shape ``(B, G, M)``, or their
-            ``rfft``, complex, shape ``(B, G, M/2+1)`` (when it is shared by several wavelets).
-        window: :class:`~scrapl.jtfs.window.Window` of the second-order wavelet at level ``k1``,
-            decimation ``s = j2 - k1`` (``index`` of shape ``(S,)``).
-
-    Returns:
-        Planes ``(Re Y, Im Y)`` of shape ``(B, 2, G, M / 2**s)`` (no modulus: frequential
-        scattering follows).
-    """
-    return synthesize(U1, window) if U1.is_complex() else synthesize_real(U1, window)
-
-
-class FrequentialOperator(NamedTuple):
-    """A frequential filter with decimation, as a real block matrix acting on (re, im) planes.
-
-    ``H_block = [[Re H, -Im H], [Im H, Re H]]`` of shape ``(2 R, 2 n_in)`` for the ``R`` rows
-    ``rows`` (of ``n_rows``) that are kept (``rows`` is None when all are).
-    """
-
-    H_block: Tensor
-    rows: Tensor | None
-    n_rows: int
-
-
-def frequential_operator(H: Tensor, rel_tol: float) -> FrequentialOperator:
-    """Build a :class:`FrequentialOperator` from a complex matrix ``H`` (shape ``(n_rows, n_in)``),
-    dropping the rows whose largest magnitude is below ``rel_tol`` of the largest entry.
-
-    Such a row's output is ``|H_i y| + eps``, within ``n_in rel_tol`` of the coefficients' scale of
-    the constant eps; its averaged coefficient is set to that constant (:func:`unprune_rows`). For a
-    frequential wavelet far from the ``n1_max`` occupied bins this skips most of the ``N_fr`` rows,
-    hence most of the modulus and temporal-averaging work. With float32 filters the kernels have a
-    rounding floor near 1e-8 of their peak, so ``rel_tol`` must sit above it to prune anything.
-    """
-    row_max = H.abs().amax(dim=1)
-    keep = torch.nonzero(row_max >= rel_tol * row_max.max()).flatten()
-    rows = None if keep.numel() == H.shape[0] else keep
-    Hk = H if rows is None else H[keep]
-    H_block = torch.cat([torch.cat([Hk.real, -Hk.imag], 1), torch.cat([Hk.imag, Hk.real], 1)], 0)
-    return FrequentialOperator(H_block, rows, H.shape[0])
-
-
-def frequential_scattering(planes: Tensor, op: FrequentialOperator) -> Tensor:
-    """Return ``U2 = |H @ Y|_eps``: frequential filter along ``n1`` (with decimation), then modulus.
+def frequential_scattering(planes: Tensor, H: Tensor) -> Tensor:
+    """Return ``U2 = |H Y|``: frequential filter along ``n1`` (with decimation), then modulus.
 
     The complex product runs as one real matrix product on stacked (re; im) planes, which BLAS
     does several times faster than a complex product with a short inner dimension.
 
     Args:
-        planes: second-order temporal coefficients as stacked planes ``(Re Y; Im Y)``, shape
-            ``(B, 2 n1, M)``, or real coefficients ``(B, n1, M)`` (the first-order paths), ``n1``
-            rows of the ``n_in`` the operator was built for.
-        op: :class:`FrequentialOperator` with ``R`` kept rows.
+        planes: ``Y`` as planes ``(B, 2, n1, M)``.
+        H: ``(2 R, 2 n1)`` block matrix ``[[Re H, -Im H], [Im H, Re H]]``.
 
     Returns:
-        Shape ``(B, R, M)`` real.
+        Shape ``(B, R, M)``.
     """
-    n_in = op.H_block.shape[1] // 2
-    if planes.shape[-2] == 2 * n_in:
-        out = torch.matmul(op.H_block, planes)  # (2R, 2 n1) @ (B, 2 n1, M) -> (B, 2R, M)
-    else:  # real input: only the (Re H; Im H) columns
-        out = torch.matmul(op.H_block[:, : planes.shape[-2]], planes)
-    return modulus(out.unflatten(-2, (2, out.shape[-2] // 2)))
+    Z = torch.matmul(H, planes.flatten(-3, -2))  # (2R, 2 n1) @ (B, 2 n1, M) -> (B, 2R, M)
+    return modulus(Z.unflatten(-2, (2, Z.shape[-2] // 2)))  # (B, 2, R, M) -> (B, R, M)
 
 
-def unprune_rows(S: Tensor, op: FrequentialOperator, Phi: Tensor | None, M: int) -> Tensor:
-    """Put the time-averaged rows ``S`` (shape ``(B, len(rows), n_time)``) back among the pruned
-    rows, whose coefficient is the average of the constant ``MODULUS_EPS``. Shape: ``(B, n_rows, n_time)``.
-    """
-    if op.rows is None:
-        return S
-    if Phi is None:
-        fill = S.new_full((S.shape[-1],), MODULUS_EPS * M)
-    else:
-        fill = MODULUS_EPS * Phi.sum(dim=0)  # (n_time,)
-    full = fill.expand(*S.shape[:-2], op.n_rows, S.shape[-1])
-    return full.index_copy(-2, op.rows, S)
+def stack_rows(Hs: list[Tensor]) -> Tensor:
+    """One block matrix whose rows are those of ``Hs`` in turn: ``(2 sum R, 2 n1)`` from
+    ``(2 R_i, 2 n1)`` (the Re rows of each, then the Im rows of each)."""
+    if len(Hs) == 1:
+        return Hs[0]
+    halves = [H.unflatten(0, (2, H.shape[0] // 2)) for H in Hs]  # (2, R_i, 2 n1) each
+    return torch.cat(halves, dim=1).flatten(0, 1)
 
 
 AVERAGE_BLOCK = 512
@@ -201,22 +110,17 @@ def average_time(U2: Tensor, Phi: Tensor | None) -> Tensor:
     return _BlockedAverage.apply(U2, Phi)
 
 
-def average_frequency(S: Tensor, A: Tensor | None) -> Tensor:
-    """Average along the frequential axis: ``A @ S`` (low-pass ``phi_F``, stride ``2**log2_F``), or a
-    global sum over all bins, zero-padded ones included (``F='global'``).
+def average_frequency(S: Tensor, C: Tensor, bias: Tensor) -> Tensor:
+    """Average along the frequential axis and add the constant of the dropped rows and of ``eps``:
+    ``C @ S + bias``.
+
+    Args:
+        S: time-averaged kept rows, shape ``(B, R, n_time)``.
+        C: ``(n_freq, R)``, the frequential low-pass (or a row selection, spin 0).
+        bias: ``(n_freq, n_time)``.
 
     Returns:
-        Shape ``(B, n_freq, n_time)`` from ``S`` of shape ``(B, n_rows, n_time)``.
+        Shape ``(B, n_freq, n_time)``.
     """
-    if A is None:
-        return S.sum(dim=-2, keepdim=True)
-    return torch.matmul(A, S)  # (n_freq, n_rows) @ (B, n_rows, n_time)
-
-
-def stack_operators(ops: list[FrequentialOperator]) -> FrequentialOperator:
-    """One operator whose kept rows are those of ``ops`` in turn (``rows``/``n_rows`` of the first
-    are meaningless: split the output by each operator's ``H_block.shape[0] // 2``)."""
-    R = [op.H_block.shape[0] // 2 for op in ops]
-    re = torch.cat([op.H_block[:r] for op, r in zip(ops, R, strict=True)])
-    im = torch.cat([op.H_block[r:] for op, r in zip(ops, R, strict=True)])
-    return FrequentialOperator(torch.cat([re, im]), None, sum(R))
+    B = S.shape[0]
+    return torch.baddbmm(bias.expand(B, -1, -1), C.expand(B, -1, -1), S)

@@ -1,111 +1,116 @@
-"""The full JTFS (every path of every order), for evaluation and for comparison with kymatio.
+"""The first-order paths of the full JTFS, for evaluation and for comparison with kymatio.
 
-It reproduces the reference's vendored kymatio ``TimeFrequencyScattering`` with ``format='joint'``
+:meth:`TimeFrequencyScattering.full <scrapl.jtfs.transform.TimeFrequencyScattering.full>`
+reproduces the reference's vendored kymatio ``TimeFrequencyScattering`` with ``format='joint'``
 (``docs/dev/full-jtfs.md``): first the first-order paths ``(n_fr,)``, ``n_fr = 0..K`` (the
 time-averaged scalogram ``S1`` filtered along ``n1`` by the spin-0 and spin-up frequential filters,
-modulus, frequential averaging for spin up), then every second-order path ``(n2, n_fr)`` in the
-order of :attr:`TimeFrequencyScattering.paths`. The zeroth order is not part of the joint output.
-The second-order paths are computed by the very functions :meth:`path` uses.
+modulus, frequential averaging for spin up), then every second-order path ``(n2, n_fr)``, computed by
+the functions :meth:`path` uses. The zeroth order is not part of the joint output.
+
+The functions here take the configuration, the filter bank and the first-order moduli; the
+operators they need (averagings at the first-order decimations, frequential filters on all ``n1``)
+are built on each call from the filter bank, in the moduli's dtype (a full transform costs far
+more than building them).
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from . import core
-from .filterbank import FirstOrderPath, JTFSPath
+from .. import filters
+from .bands import Cluster
+from .config import JTFSConfig
+from .core import average_time
+from .filterbank import FilterBank, FirstOrderPath
+from .ops import MODULUS_EPS, circulant_decimation_matrix, modulus
 
-if TYPE_CHECKING:
-    from .transform import TimeFrequencyScattering
-
-__all__ = ["first_order_paths", "full_paths", "full_transform", "unpad_frames"]
+__all__ = ["first_order_paths", "first_order_jtfs", "unpad_frames"]
 
 
-def first_order_paths(jtfs: TimeFrequencyScattering) -> list[FirstOrderPath]:
+def first_order_paths(bank: FilterBank, n1_limit: int) -> list[FirstOrderPath]:
     """Metadata of the first-order JTFS paths ``(n_fr,)``, spin 0 and +1, in output order."""
-    bank = jtfs.bank
     return [
         FirstOrderPath(
             idx=n_fr,
             n_fr=n_fr,
             j_fr=w.j,
             spin=int(math.copysign(1, w.xi)) if w.xi else 0,
-            n1_max=jtfs.n1_limit,
+            n1_max=n1_limit,
             xi_fr=w.xi,
-            Q1=jtfs.config.Q1,
+            Q1=bank.config.Q1,
         )
         for n_fr, w in enumerate(bank.psi_fr)
         if w.xi >= 0
     ]
 
 
-def full_paths(jtfs: TimeFrequencyScattering) -> list[FirstOrderPath | JTFSPath]:
-    """Metadata of every path of :func:`full_transform`, in output order."""
-    return [*first_order_paths(jtfs), *jtfs.paths]
-
-
-def unpad_frames(jtfs: TimeFrequencyScattering) -> slice:
+def unpad_frames(config: JTFSConfig) -> slice:
     """Frames of the unpadded signal at stride ``2**log2_T``: ``ceil(pad_left / 2**log2_T)`` to
     ``ceil((pad_left + N) / 2**log2_T)`` (all frames with ``T='global'``)."""
-    c = jtfs.config
-    if c.global_T:
+    if config.global_T:
         return slice(None)
-    stride = 2**c.log2_T
-    return slice(-(-c.pad_left // stride), -(-(c.pad_left + c.N) // stride))
+    stride = 2**config.log2_T
+    return slice(-(-config.pad_left // stride), -(-(config.pad_left + config.N) // stride))
 
 
-def _first_order_jtfs(jtfs: TimeFrequencyScattering, U1) -> list[Tensor]:
-    """First-order paths from the grouped scalograms ``U1``."""
-    c = jtfs.config
-    dtype = U1[0][1].dtype
-    S1 = []
-    for k1, U, _ in U1:
-        Phi = None if c.global_T else jtfs.operator("phi_t", k1, U.shape[-1], dtype)
-        S1.append(core.average_time(U, Phi))
-    X1 = torch.cat(S1, dim=-2)  # (B, n1, n_time), n1 < min(len(psi1), N_fr)
-    out = []
-    for p in first_order_paths(jtfs):
-        op = jtfs.frequential_operator(p.n_fr, X1.shape[-2], dtype)
-        # no temporal averaging at first order: pruned rows are the constant eps itself (M = 1)
-        W = core.unprune_rows(core.frequential_scattering(X1, op), op, None, 1)
-        if p.spin != 0:
-            A = None if c.global_F else jtfs.operator("phi_fr", jtfs._k_fr(p.j_fr), W.shape[-2], dtype)
-            W = core.average_frequency(W, A)
-        out.append(W)
-    return out
+def _f32(a: np.ndarray, like: Tensor) -> Tensor:
+    """Filter values rounded to float32 (as the reference stores them), as float64 on ``like``'s device."""
+    return torch.from_numpy(a.astype(np.float32).astype(np.float64)).to(like.device)
 
 
-def full_transform(jtfs: TimeFrequencyScattering, x: Tensor, *, unpad: bool = True) -> Tensor:
-    """Every JTFS path of ``x``: first order ``(n_fr,)`` then second order ``(n2, n_fr)``.
+def time_averaged_scalogram(
+    config: JTFSConfig, bank: FilterBank, layout: list[Cluster], U1: list[Tensor]
+) -> Tensor:
+    """``S1[n1] = A_T(U1[n1] + eps)`` of every first-order filter, in ``n1`` order.
 
     Args:
-        jtfs: a :class:`~scrapl.jtfs.TimeFrequencyScattering`.
-        x: signals, shape ``(B, N)``.
-        unpad: keep only the frames that overlap the unpadded signal (what kymatio returns);
-            ``False`` keeps all ``Np / 2**log2_T`` frames (what the SCRAPL loss compares).
+        layout: the first-order clusters; ``U1[c]`` holds the moduli of cluster ``c``'s rows,
+            shape ``(B, G, M)``, a row of decimation ``k1`` sampled every ``M / (Np / 2**k1)``.
 
     Returns:
-        Shape ``(B, K + 1 + n_paths, n_freq, n_time)``.
-
-    Raises:
-        ValueError: with ``F='global'``, whose paths do not share one shape (use ``all_paths``).
+        Shape ``(B, n1, n_time)``.
     """
-    if jtfs.config.global_F:
-        raise ValueError(
-            "F='global' gives paths of different shapes (spin-0 paths keep their "
-            "frequential rows); use all_paths() for a list of per-path tensors"
-        )
-    U1 = jtfs.first_order(jtfs.padded_spectrum(x), jtfs.n1_limit)
-    out = _first_order_jtfs(jtfs, U1)
-    by_n2: dict[int, list[JTFSPath]] = {}
-    for p in jtfs.paths:
-        by_n2.setdefault(p.n2, []).append(p)
-    for group in by_n2.values():
-        n1_max = min(group[0].n1_max, jtfs.n1_limit)
-        out.extend(jtfs.frequential(jtfs.second_order(U1, group[0].n2, group[0].j2, n1_max), group))
-    S = torch.stack(out, dim=-3)  # (B, n_paths_full, n_freq, n_time)
-    return S[..., unpad_frames(jtfs)] if unpad else S
+    rows, parts = [], []
+    for cl, U in zip(layout, U1, strict=True):
+        for k1 in sorted(set(cl.k1)):
+            r = [i for i, k in enumerate(cl.k1) if k == k1]
+            M1 = config.Np // 2**k1
+            U_k = U[:, r[0] : r[-1] + 1, :: cl.length // M1]  # (B, G_k, M1), rows are contiguous
+            phi = None
+            if not config.global_T:
+                level = _f32(filters.fold_sum(bank.phi_f, k1), U)
+                phi = circulant_decimation_matrix(level, config.log2_T - k1, M1).real.T.to(U.dtype)
+            colsum = M1 if phi is None else phi.sum(dim=0)
+            parts.append(average_time(U_k, phi) + MODULUS_EPS * colsum)
+            rows += [cl.n1[i] for i in r]
+    S1 = torch.cat(parts, dim=-2)  # (B, n1, n_time), rows in the clusters' order
+    order = torch.tensor(np.argsort(rows), device=S1.device)
+    return S1.index_select(-2, order)
+
+
+def first_order_jtfs(
+    config: JTFSConfig, bank: FilterBank, n1_limit: int, layout: list[Cluster], U1: list[Tensor]
+) -> list[Tensor]:
+    """The first-order JTFS paths: ``|psi_fr[n_fr] *_{n1} S1| + eps`` (no temporal averaging
+    beyond ``S1``'s), then the frequential low-pass ``phi_F`` for spin up.
+
+    Returns:
+        One tensor per path of :func:`first_order_paths`, shape ``(B, n_freq, n_time)``.
+    """
+    X1 = time_averaged_scalogram(config, bank, layout, U1)  # (B, n1, n_time)
+    out = []
+    for p in first_order_paths(bank, n1_limit):
+        k_fr = config.k_fr(p.j_fr)
+        H = circulant_decimation_matrix(_f32(bank.psi_fr_f[p.n_fr], X1), k_fr, X1.shape[-2])
+        planes = torch.cat([H.real, H.imag]).to(X1.dtype) @ X1  # (2 n_rows, n1) @ (B, n1, n_time)
+        W = modulus(planes.unflatten(-2, (2, H.shape[0]))) + MODULUS_EPS  # (B, n_rows, n_time)
+        if p.spin != 0:
+            level = _f32(filters.fold_sum(bank.phi_fr_f, k_fr), X1)
+            A = circulant_decimation_matrix(level, config.log2_F - k_fr, W.shape[-2]).real.to(W.dtype)
+            W = A @ W  # (n_freq, n_rows) @ (B, n_rows, n_time)
+        out.append(W)
+    return out

@@ -1,38 +1,33 @@
 """``TimeFrequencyScattering``: the JTFS path engine (one path, many paths, or the full transform).
 
-The module validates its configuration, builds the filters once (float64 design, float32 buffers
-that follow ``.to()`` / ``.double()``), and delegates the math to :mod:`scrapl.jtfs.core`. What is
-derived from the filters (the band windows of the temporal wavelets, :mod:`scrapl.jtfs.window`; the
-dense frequential filters with decimation and the temporal and frequential averagings) is built
-lazily from the buffers on first use, per device and dtype, and cached.
+The module validates its configuration, builds what every path needs once
+(:class:`~scrapl.jtfs.plan.JTFSPlan`, registered buffers that follow ``.to()`` / ``.double()``),
+and runs the three stages of a path: the first order and the second-order temporal wavelet
+(:mod:`scrapl.jtfs.scalogram`), then the frequential filter, modulus and averagings
+(:mod:`scrapl.jtfs.core`). A path's step has a fixed sequence of operators whatever the data, with
+no value read back on the host, so it can be captured in a CUDA graph or compiled.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .. import filters
 from .._checks import as_bool
-from . import core
+from . import core, full
 from .config import AveragingArg, JTFSConfig
-from .filterbank import FilterBank, JTFSPath
-from .full import full_paths, full_transform
-from .ops import circulant_decimation_matrix, reflect_pad, rfft
-from .window import DIRECT_MIN_BINS, Window, band_hull, full_spectrum, make_window
+from .constants import compute_dtype
+from .filterbank import FilterBank, FirstOrderPath, JTFSPath
+from .ops import modulus, reflect_pad
+from .plan import FrequentialPlan, JTFSPlan, SecondOrderPart, SecondOrderPlan
+from .scalogram import FirstOrderSpec, SecondOrderSpec, first_order, second_order
 
 __all__ = ["TimeFrequencyScattering"]
-
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
-
-# (k1, U1, DFT(U1)) for a group of first-order filters sharing the decimation k1
-FirstOrder = list[tuple[int, Tensor, Tensor]]
 
 
 class TimeFrequencyScattering(nn.Module):
@@ -53,7 +48,7 @@ class TimeFrequencyScattering(nn.Module):
         F: frequential averaging: ``None`` (``2**J_fr`` bins), an int, or ``'global'``
             (see :class:`~scrapl.jtfs.config.JTFSConfig`).
         low_memory: compute :meth:`path` in chunks of at most :attr:`chunk_elems` samples per
-            real plane (first-order filters, then frequential rows; the frequential stage of
+            real plane (first-order wavelets, then frequential rows; the frequential stage of
             :meth:`all_paths` and :meth:`full` too), keeping only each chunk's
             small output and recomputing the chunk in the backward (activation checkpointing):
             the same values and gradients (to float rounding), a fraction of the peak memory, at
@@ -68,9 +63,6 @@ class TimeFrequencyScattering(nn.Module):
         >>> jtfs.n_paths, tuple(jtfs.path(torch.randn(2, 4096), 0).shape)
         (28, (2, 11, 128))
     """
-
-    psi1_f: Tensor  # (n1, Np) first-order filters (a buffer)
-    psi_fr_f: Tensor  # (n_fr, N_fr) frequential filters (a buffer)
 
     def __init__(
         self,
@@ -98,55 +90,7 @@ class TimeFrequencyScattering(nn.Module):
                 f"n1 >= {c.N_fr} are dropped from those paths",
                 stacklevel=2,
             )
-        self._k1_groups = self._group_first_order()
-        self._register_filters()
-        self._operators: dict[tuple, Any] = {}
-
-    # -- construction ------------------------------------------------------------------------------
-    def _k1(self, j1: int) -> int:
-        """First-order decimation: ``min(j1, log2_T)`` (``j1`` with ``T='global'``)."""
-        return j1 if self.config.global_T else min(j1, self.config.log2_T)
-
-    def _k_fr(self, j_fr: int) -> int:
-        """Frequential decimation: ``min(j_fr, log2_F)`` (``j_fr`` with ``F='global'``)."""
-        return j_fr if self.config.global_F else min(j_fr, self.config.log2_F)
-
-    def _group_first_order(self) -> list[tuple[int, int, int]]:
-        """``(k1, start, stop)``: contiguous first-order filter ranges sharing a decimation ``k1``."""
-        groups: list[tuple[int, int, int]] = []
-        for n1, w in enumerate(self.bank.psi1[: self.n1_limit]):
-            k1 = self._k1(w.j)
-            if groups and groups[-1][0] == k1:
-                groups[-1] = (k1, groups[-1][1], n1 + 1)
-            else:
-                groups.append((k1, n1, n1 + 1))
-        return groups
-
-    def _register_filters(self) -> None:
-        c, bank = self.config, self.bank
-
-        def register(name: str, array: np.ndarray) -> None:
-            self.register_buffer(name, torch.from_numpy(array).to(torch.float32), persistent=False)
-
-        register("psi1_f", bank.psi1_f)
-        for level in self.psi2_levels_used():
-            register(f"psi2_f_level{level}", filters.fold_sum(bank.psi2_f, level))
-        if not c.global_T:
-            levels = {p.j2 for p in self.paths} | {k1 for k1, _, _ in self._k1_groups}
-            for level in sorted(levels):
-                register(f"phi_f_level{level}", filters.fold_sum(bank.phi_f, level))
-        register("psi_fr_f", bank.psi_fr_f)
-        if not c.global_F:
-            for level in sorted({self._k_fr(w.j) for w in bank.psi_fr}):
-                register(f"phi_fr_f_level{level}", filters.fold_sum(bank.phi_fr_f, level))
-
-    def psi2_levels_used(self) -> list[int]:
-        """Levels ``k1`` at which second-order wavelets are applied (``j1`` of the filters used)."""
-        return sorted({self._k1(w.j) for p in self.paths for w in self.bank.psi1[: p.n1_max]})
-
-    def _apply(self, fn, recurse=True):
-        self._operators.clear()  # derived operators follow the buffers' new device/dtype lazily
-        return super()._apply(fn, recurse)
+        self.plan = JTFSPlan(c, bank, self.n1_limit)
 
     # -- metadata ----------------------------------------------------------------------------------
     @property
@@ -163,6 +107,11 @@ class TimeFrequencyScattering(nn.Module):
     def path_keys(self) -> list[tuple[int, int]]:
         """``(n2, n_fr)`` of every path, in order."""
         return [p.key for p in self.paths]
+
+    @property
+    def full_paths(self) -> list[FirstOrderPath | JTFSPath]:
+        """Metadata of every path of :meth:`full`, in output order."""
+        return [*full.first_order_paths(self.bank, self.n1_limit), *self.paths]
 
     def describe(self) -> dict:
         """The hyperparameters as plain data: ``{"engine": "jtfs", "shape": N, "J": ..., "F": ...}``."""
@@ -186,199 +135,138 @@ class TimeFrequencyScattering(nn.Module):
             return (c.N_fr // 2**p.j_fr if p.spin == 0 else 1), c.n_time
         return c.N_fr // 2**c.log2_F, c.n_time
 
-    # -- derived operators -------------------------------------------------------------------------
-    def _buffer(self, name: str) -> Tensor:
-        buf = self._buffers[name]
-        assert buf is not None  # every registered filter buffer holds a tensor
-        return buf
+    def decimation_groups(self, n1_max: int) -> list[tuple[int, int, int]]:
+        """``(k1, start, stop)``: the first-order filters ``n1 < n1_max`` in runs sharing a decimation
+        ``k1`` (``U1`` of those filters has ``Np / 2**k1`` samples)."""
+        groups: list[tuple[int, int, int]] = []
+        for n1, w in enumerate(self.bank.psi1[: min(n1_max, self.n1_limit)]):
+            k1 = self.config.k1(w.j)
+            if groups and groups[-1][0] == k1:
+                groups[-1] = (k1, groups[-1][1], n1 + 1)
+            else:
+                groups.append((k1, n1, n1 + 1))
+        return groups
 
-    def frequential_operator(self, n_fr: int, n_in: int, dtype: torch.dtype) -> core.FrequentialOperator:
-        """Frequential filter ``n_fr`` with its decimation, as a complex ``(n_rows, n_in)`` operator
-        (rows that cannot reach the data dropped); cached per dtype and device."""
-        cache_key = ("psi_fr", n_fr, n_in, dtype, self.psi1_f.device)
-        op = self._operators.get(cache_key)
-        if op is None:
-            H = circulant_decimation_matrix(self.psi_fr_f[n_fr], self._k_fr(self.bank.psi_fr[n_fr].j), n_in)
-            # float32 results carry ~1e-7 rounding noise anyway; float64 keeps every row that matters
-            rel_tol = 1e-14 if dtype == torch.float64 else 1e-7
-            op = core.frequential_operator(H, rel_tol)
-            op = self._operators[cache_key] = op._replace(H_block=op.H_block.to(dtype))
-        return op
+    # -- stages ------------------------------------------------------------------------------------
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype paths are computed in: the module's (float32 for a half-precision module)."""
+        return compute_dtype(self.plan.first_order.spectrum_sign.dtype)
 
-    def operator(self, kind: str, key: int, n_in: int, dtype: torch.dtype) -> Tensor:
-        """A dense averaging operator derived from the filter buffers (cached per dtype and device).
-
-        ``"phi_t"``: temporal averaging from level ``key``, real ``(n_in, n_time)`` (transposed);
-        ``"phi_fr"``: frequential averaging from level ``key``, real ``(n_freq, n_in)``.
-        """
-        cache_key = (kind, key, n_in, dtype, self.psi1_f.device)
-        op = self._operators.get(cache_key)
-        if op is not None:
-            return op
-        c = self.config
-        if kind == "phi_t":
-            op = circulant_decimation_matrix(self._buffer(f"phi_f_level{key}"), c.log2_T - key, n_in)
-            op = op.real.T.contiguous().to(dtype)
-        elif kind == "phi_fr":
-            filt = self._buffer(f"phi_fr_f_level{key}")
-            op = circulant_decimation_matrix(filt, c.log2_F - key, n_in).real.to(dtype)
-        else:
-            raise ValueError(f"kind must be 'phi_t' or 'phi_fr', got {kind!r}")
-        self._operators[cache_key] = op
-        return op
-
-    def psi2_windows(self, n2: int, j2: int, levels: tuple[int, ...], dtype: torch.dtype) -> list[Window]:
-        """Windows of second-order wavelet ``n2`` at each first-order level in ``levels`` (cached).
-
-        All runs are placed at one common offset in the length ``Np / 2**j2`` output spectrum
-        (the least of their own starts, circularly), so the rows of ``Y`` share one phase.
-        """
-        key = ("psi2_windows", n2, j2, levels, dtype, self.psi1_f.device)
-        windows = self._operators.get(key)
-        if windows is None:
-            n_out = self.config.Np // 2**j2
-            filters = [self._buffer(f"psi2_f_level{k1}")[n2].to(dtype) for k1 in levels]
-            starts = [band_hull(h[None])[0][0] % n_out for h in filters]
-            diff = [(st - starts[0] + n_out // 2) % n_out - n_out // 2 for st in starts]
-            shift = (starts[0] + min(diff)) % n_out
-            windows = [make_window(h, j2 - k1, shift=shift) for k1, h in zip(levels, filters, strict=True)]
-            self._operators[key] = windows
-        return windows
-
-    # -- computation stages ------------------------------------------------------------------------
-    def padded_spectrum(self, x: Tensor) -> Tensor:
-        """Validate ``x`` of shape ``(B, N)``; return the half spectrum (``rfft``) of its
-        reflect-padded version, shape ``(B, Np/2 + 1)``.
-
-        Half-precision inputs (and a half-precision module) compute in float32.
-        """
+    def padded(self, x: Tensor) -> Tensor:
+        """Validate ``x`` of shape ``(B, N)``; return it reflect-padded to ``Np`` samples, in
+        :attr:`compute_dtype`, shape ``(B, Np)``."""
         if not isinstance(x, Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if not x.is_floating_point():
             raise TypeError(f"x must be a real floating-point tensor, got dtype {x.dtype}")
         if x.dim() != 2 or x.shape[-1] != self.config.N:
             raise ValueError(f"x must have shape (batch, {self.config.N}), got {tuple(x.shape)}")
-        dtype = self.psi1_f.dtype
-        if x.dtype in _LOW_PRECISION or dtype in _LOW_PRECISION:
-            dtype = torch.float32
-        x = x.to(dtype)
-        return rfft(reflect_pad(x, self.config.pad_left, self.config.pad_right))
+        return reflect_pad(x.to(self.compute_dtype), self.config.pad_left, self.config.pad_right)
 
-    def _used_groups(self, n1_max: int) -> list[tuple[int, int, int]]:
-        """``(k1, start, stop)`` of the first-order groups feeding rows ``n1 < n1_max``."""
-        return [(k1, start, min(stop, n1_max)) for k1, start, stop in self._k1_groups if start < n1_max]
+    def first_order(self, x_pad: Tensor, parts: Sequence[SecondOrderPart]) -> list[Tensor]:
+        """First-order moduli ``U1`` of rows ``first ..`` of each part's cluster, ``(B, G, M)`` each
+        (a row of decimation ``k1`` is sampled every ``M / (Np / 2**k1)`` samples)."""
+        return [modulus(planes) for planes in self.first_order_planes(x_pad, parts)]
 
-    def first_order_groups(
-        self, x_rfft: Tensor, n1_max: int, *, spectra: bool = True
-    ) -> Iterator[tuple[int, Tensor, Tensor | None]]:
-        """Yield ``(k1, U1, rfft(U1))`` group by group for first-order filters ``n1 < n1_max``
-        (a generator: a single path consumes each group before the next one is computed);
-        ``(k1, U1, None)`` with ``spectra=False``, for one second-order wavelet, which then takes
-        the ``rfft`` itself (:func:`~scrapl.jtfs.window.synthesize_real`)."""
-        dtype = x_rfft.real.dtype
-        groups = self._used_groups(n1_max)
-        windows = [(k1, self._psi1_window(k1, start, stop, dtype)) for k1, start, stop in groups]
-        wide = [w.bins.shape[-1] for _, w in windows if w.one_sided]
-        wide = [S for S in wide if S >= DIRECT_MIN_BINS]
-        # the full spectrum is built once for all groups whose runs are read from it as slices
-        full = full_spectrum(x_rfft, self.config.Np, max(wide)) if wide else None
-        for k1, window in windows:
-            U1 = core.first_order(x_rfft, window, full)
-            yield k1, U1, (rfft(U1) if spectra else None)
+    def first_order_planes(self, x_pad: Tensor, parts: Sequence[SecondOrderPart]) -> tuple[Tensor, ...]:
+        """The analytic signals behind :meth:`first_order`, as planes ``(B, 2, G, M)`` (linear in
+        ``x_pad``)."""
+        fo, dtype = self.plan.first_order, x_pad.dtype
+        consts = [_as(fo.spectrum_index), _as(fo.spectrum_sign, dtype), _as(fo.fold_weight, dtype)]
+        windows = []
+        for part in parts:
+            cp = fo.cluster(part.cluster)
+            cl, (lo, hi) = cp.cluster, cp.run
+            start = cl.a0 + part.first * cl.d - fo.p_min
+            windows.append((part.rows, cl.length, cl.window, start, cl.d, lo, hi))
+            rows = slice(part.first, part.first + part.rows)
+            consts += [_as(cp.weight[rows], dtype), _as(cp.adjoint_weight[rows], dtype)]
+            consts.append(cp.positions[rows.start * (hi - lo) : rows.stop * (hi - lo)])
+        spec = FirstOrderSpec(self.config.Np, fo.length, tuple(windows))
+        return first_order(x_pad, spec, tuple(consts))
 
-    def _psi1_window(self, k1: int, start: int, stop: int, dtype: torch.dtype) -> Window:
-        """Window of first-order filters ``start .. stop - 1`` at decimation ``k1`` (cached)."""
-        key = ("psi1_window", start, stop, k1, dtype, self.psi1_f.device)
-        window = self._operators.get(key)
-        if window is None:
-            window = self._operators[key] = make_window(self.psi1_f[start:stop].to(dtype), k1)
-        return window
-
-    def first_order(self, x_rfft: Tensor, n1_max: int) -> FirstOrder:
-        """``(k1, U1, rfft(U1))`` for first-order filters ``n1 < n1_max``, grouped by decimation."""
-        return [(k1, U1, rfft(U1)) for k1, U1, _ in self.first_order_groups(x_rfft, n1_max, spectra=False)]
-
-    def second_order(
-        self, U1: Iterable[tuple[int, Tensor, Tensor | None]], n2: int, j2: int, n1_max: int
-    ) -> Tensor:
-        """``Y[n2]`` on ``U1[n1]``, ``n1 < n1_max``, as stacked planes ``(Re Y; Im Y)``:
-        shape ``(B, 2 n1_max, Np/2**j2)``. ``U1`` may be a generator (consumed group by group);
-        a group's ``rfft(U1)`` is used when given, else taken from ``U1``."""
-        groups = self._used_groups(n1_max)
-        levels = tuple(k1 for k1, _, _ in groups)
-        parts: list[Tensor] = []
-        for (_, start, stop), (_, U1_k, U1_rfft) in zip(groups, U1, strict=False):
-            rows = U1_k if U1_rfft is None else U1_rfft
-            windows = self.psi2_windows(n2, j2, levels, U1_k.dtype)
-            window = windows[len(parts)]
-            parts.append(core.second_order_temporal(rows[..., : stop - start, :], window))
-        Y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-2)  # (B, 2, n1_max, M)
-        return Y.flatten(-3, -2)  # (B, 2 n1_max, M): Re rows, then Im rows
-
-    def second_order_chunked(self, x_rfft: Tensor, n2: int, j2: int, n1_max: int) -> Tensor:
-        """:meth:`second_order` of :meth:`first_order_groups`, computed in chunks of first-order
-        filters of at most :attr:`chunk_elems` samples per plane, each chunk (first order, its
-        ``rfft``, second-order wavelet) checkpointed: only ``Y`` is kept for the backward.
-
-        Shape: ``x_rfft`` ``(B, Np/2 + 1)`` -> ``(B, 2 n1_max, Np / 2**j2)``.
-        """
-        groups = self._used_groups(n1_max)
-        windows = self.psi2_windows(n2, j2, tuple(k1 for k1, _, _ in groups), x_rfft.real.dtype)
-
-        def chunk(x_rfft: Tensor, k1: int, start: int, stop: int, window: Window) -> Tensor:
-            U1 = core.first_order(x_rfft, self._psi1_window(k1, start, stop, x_rfft.real.dtype))
-            return core.second_order_temporal(U1, window)
-
-        parts: list[Tensor] = []
-        for (k1, start, stop), window in zip(groups, windows, strict=True):
-            size = max(1, self.chunk_elems // (x_rfft.shape[0] * (self.config.Np >> k1)))
-            for a in range(start, stop, size):
-                parts.append(_checkpointed(chunk, x_rfft, k1, a, min(a + size, stop), window))
-        return torch.cat(parts, dim=-2).flatten(-3, -2)
+    def second_order(self, U1s: Sequence[Tensor], reader: SecondOrderPlan) -> Tensor:
+        """``Y[n2]`` as planes ``(B, 2, n1, Np / 2**j2)`` from the moduli of :meth:`first_order`."""
+        dtype = U1s[0].dtype
+        consts: list[Any] = [_as(reader.weight, dtype), _as(reader.adjoint_weight, dtype)]
+        consts += [_as(self.plan.rotation, dtype), reader.wrap]
+        parts = []
+        for i, part in enumerate(reader.parts):
+            cp = self.plan.first_order.cluster(part.cluster)
+            mask = None if cp.mask is None else _as(cp.mask[part.first : part.first + part.rows], dtype)
+            consts += [reader.index(i), mask]
+            parts.append((part.rows, cp.cluster.length))
+        spec = SecondOrderSpec(tuple(parts), reader.run, reader.n_out, reader.one_sided)
+        return second_order(tuple(U1s), spec, tuple(consts))
 
     def frequential(self, Y: Tensor, paths: Sequence[JTFSPath]) -> list[Tensor]:
-        """Frequential filter, modulus and averagings of several paths of one ``n2`` sharing ``Y``
-        (stacked planes, as :meth:`second_order` returns them).
+        """Frequential filter, modulus and averagings of paths sharing ``Y`` (one ``n2``).
 
         Filters with the same decimation are stacked into one matrix, so the modulus and the
         temporal averaging (the dominant costs) run once over all their rows.
         """
-        dtype, n1, M = Y.dtype, Y.shape[-2] // 2, Y.shape[-1]
-        c = self.config
+        dtype = Y.dtype
+        Phi = self.plan.average(paths[0].j2, dtype)
         by_k: dict[int, list[JTFSPath]] = {}
         for p in paths:
-            by_k.setdefault(self._k_fr(p.j_fr), []).append(p)
+            by_k.setdefault(self.config.k_fr(p.j_fr), []).append(p)
         out: dict[int, Tensor] = {}
         for group in by_k.values():
-            ops = [self.frequential_operator(p.n_fr, n1, dtype) for p in group]
-            stacked = ops[0] if len(ops) == 1 else core.stack_operators(ops)
-            Phi = None if c.global_T else self.operator("phi_t", group[0].j2, M, dtype)
+            plans: list[FrequentialPlan] = [self.plan.frequential_plan(p) for p in group]
+            H = core.stack_rows([fp.constant("H", dtype) for fp in plans])
             if self.low_memory:
-                S_all = self._frequential_chunked(Y, stacked, Phi)
+                S_all = self._frequential_chunked(Y, H, Phi)
             else:
-                S_all = core.average_time(core.frequential_scattering(Y, stacked), Phi)
-            S_all = S_all.split([o.H_block.shape[0] // 2 for o in ops], dim=-2)
-            for p, op, S in zip(group, ops, S_all, strict=True):
-                S = core.unprune_rows(S, op, Phi, M)
-                if p.spin != 0:
-                    A = (
-                        None
-                        if c.global_F
-                        else self.operator("phi_fr", self._k_fr(p.j_fr), S.shape[-2], dtype)
-                    )
-                    S = core.average_frequency(S, A)
-                out[p.idx] = S
+                S_all = core.average_time(core.frequential_scattering(Y, H), Phi)
+            S_parts = S_all.split([fp.rows(dtype) for fp in plans], dim=-2)
+            for p, fp, S in zip(group, plans, S_parts, strict=True):
+                out[p.idx] = core.average_frequency(S, fp.constant("C", dtype), fp.constant("bias", dtype))
         return [out[p.idx] for p in paths]
 
-    def _frequential_chunked(self, Y: Tensor, op: core.FrequentialOperator, Phi: Tensor | None) -> Tensor:
-        """``average_time(frequential_scattering(Y, op), Phi)`` by chunks of the operator's rows of
-        at most :attr:`chunk_elems` samples per plane, each checkpointed. Shape ``(B, R, n_time)``."""
-        R = op.H_block.shape[0] // 2
+    # -- low-memory variants -----------------------------------------------------------------------
+    def _second_order_chunked(self, x_pad: Tensor, reader: SecondOrderPlan) -> Tensor:
+        """:meth:`second_order` of :meth:`first_order` in chunks of first-order rows of at most
+        :attr:`chunk_elems` samples per plane, each chunk checkpointed (only its ``Y`` rows are
+        kept for the backward). Shape ``(B, 2, n1, Np / 2**j2)``."""
+        chunks = []
+        for i, part in enumerate(reader.parts):
+            M = self.plan.first_order.cluster(part.cluster).cluster.length
+            size = max(1, self.chunk_elems // (x_pad.shape[0] * M))
+            for a in range(0, part.rows, size):
+                chunks.append(_checkpointed(self._chunk, x_pad, reader, i, a, min(a + size, part.rows)))
+        return torch.cat(chunks, dim=-2)
+
+    def _chunk(self, x_pad: Tensor, reader: SecondOrderPlan, i: int, a: int, b: int) -> Tensor:
+        """``Y`` rows ``a .. b-1`` of part ``i`` of ``reader``."""
+        part = reader.parts[i]
+        sub = SecondOrderPart(part.cluster, part.first + a, b - a)
+        (U1,) = self.first_order(x_pad, [sub])
+        cp = self.plan.first_order.cluster(part.cluster)
+        M, S, dtype = cp.cluster.length, reader.run, x_pad.dtype
+        row0 = sum(p.rows for p in reader.parts[:i]) + a
+        rows = slice(row0, row0 + b - a)
+        mask = None if cp.mask is None else _as(cp.mask[sub.first : sub.first + sub.rows], dtype)
+        consts: tuple[Any, ...] = (
+            _as(reader.weight[rows], dtype),
+            _as(reader.adjoint_weight[rows], dtype),
+            _as(self.plan.rotation, dtype),
+            reader.wrap,
+            reader.index(i)[a * S : b * S] - a * (M // 2 + 1),
+            mask,
+        )
+        spec = SecondOrderSpec(((b - a, M),), S, reader.n_out, reader.one_sided)
+        return second_order((U1,), spec, consts)
+
+    def _frequential_chunked(self, Y: Tensor, H: Tensor, Phi: Tensor | None) -> Tensor:
+        """``average_time(frequential_scattering(Y, H), Phi)`` by chunks of ``H``'s rows of at most
+        :attr:`chunk_elems` samples per plane, each checkpointed. Shape ``(B, R, n_time)``."""
+        R = H.shape[0] // 2
         size = max(1, self.chunk_elems // (Y.shape[0] * Y.shape[-1]))
 
         def chunk(Y: Tensor, a: int, b: int) -> Tensor:
-            H = torch.cat([op.H_block[a:b], op.H_block[R + a : R + b]])
-            return core.average_time(core.frequential_scattering(Y, op._replace(H_block=H)), Phi)
+            rows = torch.cat([H[a:b], H[R + a : R + b]])
+            return core.average_time(core.frequential_scattering(Y, rows), Phi)
 
         parts = [_checkpointed(chunk, Y, a, min(a + size, R)) for a in range(0, R, size)]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-2)
@@ -399,13 +287,12 @@ class TimeFrequencyScattering(nn.Module):
         if not 0 <= path_idx < self.n_paths:
             raise ValueError(f"path_idx must be in [0, {self.n_paths}), got {path_idx!r}")
         p = self.paths[path_idx]
-        n1_max = min(p.n1_max, self.n1_limit)
-        x_rfft = self.padded_spectrum(x)
+        x_pad = self.padded(x)
+        reader = self.plan.reader(p)
         if self.low_memory:
-            Y = self.second_order_chunked(x_rfft, p.n2, p.j2, n1_max)
+            Y = self._second_order_chunked(x_pad, reader)
         else:
-            U1 = self.first_order_groups(x_rfft, n1_max, spectra=False)  # streamed group by group
-            Y = self.second_order(U1, p.n2, p.j2, n1_max)
+            Y = self.second_order(self.first_order(x_pad, reader.parts), reader)
         return self.frequential(Y, [p])[0]
 
     def all_paths(self, x: Tensor, path_indices: Sequence[int] | None = None) -> list[Tensor]:
@@ -421,30 +308,64 @@ class TimeFrequencyScattering(nn.Module):
                 raise ValueError(f"path_indices must be in [0, {self.n_paths}), got {k!r}")
         if not indices:
             return []
-        U1 = self.first_order(self.padded_spectrum(x), self.n1_limit)
         by_n2: dict[int, list[JTFSPath]] = {}
         for k in dict.fromkeys(indices):
             by_n2.setdefault(self.paths[k].n2, []).append(self.paths[k])
-        out: dict[int, Tensor] = {}
-        for group in by_n2.values():
-            n1_max = min(group[0].n1_max, self.n1_limit)
-            Y = self.second_order(U1, group[0].n2, group[0].j2, n1_max)
-            out.update(zip((p.idx for p in group), self.frequential(Y, group), strict=True))
+        out = dict(self._second_order_paths(self.padded(x), list(by_n2.values())))
         return [out[k] for k in indices]
+
+    def _second_order_paths(self, x_pad: Tensor, groups: list[list[JTFSPath]]) -> list[tuple[int, Tensor]]:
+        """``(path index, coefficients)`` of every path of ``groups`` (paths sharing ``n2``), from
+        one first order of every cluster."""
+        U1 = self.scalograms(x_pad)
+        out: list[tuple[int, Tensor]] = []
+        for group in groups:
+            reader = self.plan.reader(group[0])
+            U1s = [U1[part.cluster][:, part.first :] for part in reader.parts]
+            S = self.frequential(self.second_order(U1s, reader), group)
+            out += zip((p.idx for p in group), S, strict=True)
+        return out
+
+    def scalograms(self, x_pad: Tensor) -> list[Tensor]:
+        """First-order moduli of every cluster (all rows), ``(B, G, M)`` each."""
+        clusters = self.plan.first_order.layout
+        return self.first_order(x_pad, [SecondOrderPart(c, 0, len(cl.n1)) for c, cl in enumerate(clusters)])
 
     def full(self, x: Tensor, *, unpad: bool = True) -> Tensor:
         """Return the full JTFS of ``x`` (first-order paths, then every second-order path), as the
         reference's vendored kymatio computes it with ``format='joint'``.
 
-        See :func:`scrapl.jtfs.full.full_transform`. Shape: ``(B, N)`` ->
-        ``(B, K + 1 + n_paths, n_freq, n_time)``; metadata in :attr:`full_paths`.
-        """
-        return full_transform(self, x, unpad=unpad)
+        Args:
+            x: signals, shape ``(B, N)``.
+            unpad: keep only the frames that overlap the unpadded signal (what kymatio returns);
+                ``False`` keeps all ``Np / 2**log2_T`` frames (what the SCRAPL loss compares).
 
-    @property
-    def full_paths(self) -> list:
-        """Metadata of every path of :meth:`full`, in output order."""
-        return full_paths(self)
+        Returns:
+            Shape ``(B, K + 1 + n_paths, n_freq, n_time)``; metadata in :attr:`full_paths`.
+
+        Raises:
+            ValueError: with ``F='global'``, whose paths do not share one shape (use ``all_paths``).
+        """
+        c = self.config
+        if c.global_F:
+            raise ValueError(
+                "F='global' gives paths of different shapes (spin-0 paths keep their "
+                "frequential rows); use all_paths() for a list of per-path tensors"
+            )
+        x_pad = self.padded(x)
+        U1 = self.scalograms(x_pad)
+        first = full.first_order_jtfs(c, self.bank, self.n1_limit, self.plan.first_order.layout, U1)
+        by_n2: dict[int, list[JTFSPath]] = {}
+        for p in self.paths:
+            by_n2.setdefault(p.n2, []).append(p)
+        second = [S for _, S in self._second_order_paths(x_pad, list(by_n2.values()))]
+        S_all = torch.stack([*first, *second], dim=-3)  # (B, n_paths_full, n_freq, n_time)
+        return S_all[..., full.unpad_frames(c)] if unpad else S_all
+
+
+def _as(t: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """``t`` in ``dtype`` (unchanged if it already is, or if ``dtype`` is None)."""
+    return t if dtype is None or t.dtype == dtype else t.to(dtype)
 
 
 def _checkpointed(fn: Callable[..., Tensor], x: Tensor, *args: Any) -> Tensor:
