@@ -71,16 +71,17 @@ def step_table(res) -> list[str]:
     head = (
         "| path | key (n2, n_fr) | j2 | n1_max | ours ms (first call) | FFT floor ms | "
         "scrapl-loss 0.1.0 ms | MSS ms | ref / ours | ref / floor | MSS / ours | "
+        "aten ops: ours / ref / MSS | "
         "peak MiB, tensors (RSS): ours / ref | loss rel. err | grad rel. err |"
     )
-    out = [head, "|" + "---|" * 14]
+    out = [head, "|" + "---|" * 15]
     for r in res.rows:
         ratio_ref = r.ref_ms / r.ours_ms if has_ref and r.ref_ms else None
         ratio_floor = r.ref_ms / r.floor_ms if has_ref and r.ref_ms and r.floor_ms else None
         out.append(
             f"| {r.path} | {r.key} | {r.j2} | {r.n1_max} | {_ms(r.ours_ms)} ({_ms(r.ours_first_ms)}) "
             f"| {_ms(r.floor_ms)} | {_ms(r.ref_ms)} | {_ms(r.mss_ms)} | {_x(ratio_ref)} "
-            f"| {_x(ratio_floor)} | {_x(r.mss_ms / r.ours_ms)} "
+            f"| {_x(ratio_floor)} | {_x(r.mss_ms / r.ours_ms)} | {_ops(r)} "
             f"| {_peak(r.ours_peak)} / {_peak(r.ref_peak)} | {_e(r.loss_err)} | {_e(r.grad_err)} |"
         )
     s = res.summary
@@ -89,7 +90,8 @@ def step_table(res) -> list[str]:
         f"**{_ms(s.get('floor_median_ms'))}** | "
         f"**{_ms(s.get('ref_median_ms'))}** | **{_ms(s['mss_median_ms'])}** | "
         f"**{_x(s.get('ref_over_ours'))}** | **{_x(s.get('ref_over_floor'))}** | "
-        f"**{_x(s['mss_over_ours'])}** | "
+        f"**{_x(s['mss_over_ours'])}** | max {s.get('ops_ours_max', 'n/a')} / "
+        f"{s.get('ops_ref_min', 'n/a')}-{s.get('ops_ref_max', 'n/a')} / {s.get('ops_mss', 'n/a')} | "
         f"tensors: max {_mib(s.get('ours_peak_max'))} / median {_mib(s.get('ref_peak_median'))} | "
         f"max {_e(s.get('max_loss_err'))} | max {_e(s.get('max_grad_err'))} |"
     )
@@ -101,9 +103,25 @@ def step_table(res) -> list[str]:
         f"{_peak(res.mss_peak)} MiB. Load average before / after: {res.load_before} / "
         f"{res.load_after}. FFT floor: only the nine real FFTs per first-order filter that an "
         "exact step needs (`benchmarks/floor.py`), timed in the same rounds; `ref / floor` is the "
-        "largest speed-up an implementation of this transform with these FFTs could show."
+        "largest speed-up an implementation of this transform with these FFTs could show. "
+        "aten ops: working aten operators dispatched by one training step (forward of `x` and of "
+        "the target, backward; views and bare allocations not counted, `benchmarks/opcount.py`), "
+        "each at least one kernel launch on a GPU."
     )
+    if "ops_all_max" in s:
+        out.append(
+            f"Over all {s['ops_all_n_paths']} paths of this configuration a step dispatches "
+            f"{s['ops_all_min']}-{s['ops_all_max']} operators (path {s['ops_all_max_path']} the most; "
+            f"counted on the `meta` device), with {s['ops_all_syncs']} host synchronisations; "
+            f"the MSS step {s['ops_all_mss']}."
+        )
     return out
+
+
+def _ops(r) -> str:
+    """``ours / ref / MSS`` operator counts of a step row (``n/a`` where not counted)."""
+    values = [r.ops_ours, r.ops_ref, r.ops_mss]
+    return " / ".join("n/a" if v is None else str(v) for v in values)
 
 
 def low_memory_table(res) -> list[str]:
@@ -272,6 +290,19 @@ def targets_table(paper, full) -> list[str]:
     if full is not None and full.ref_ms:
         ratio = full.ref_ms / full.ours_ms
         add("full JTFS >= 5x faster than the vendored kymatio", f"{ratio:.1f}x", ratio >= 5)
+    if "ops_all_max" in s:
+        worst, mss = s["ops_all_max"], s["ops_all_mss"]
+        add(
+            "every path's step dispatches <= 2x the aten operators of the MSS step (target: <= MSS)",
+            f"at most {worst} (path {s['ops_all_max_path']}) against {mss} for MSS: "
+            f"{worst / mss:.2f}x, over all {s['ops_all_n_paths']} paths",
+            worst <= 2 * mss,
+        )
+        add(
+            "no host synchronisation in a step whose path is given (CUDA-graph capturable)",
+            f"{s['ops_all_syncs']} in the {s['ops_all_n_paths']} counted steps",
+            s["ops_all_syncs"] == 0,
+        )
     return ["| target | measured | |", "|---|---|---|", *rows]
 
 

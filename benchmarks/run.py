@@ -3,8 +3,9 @@
 Sections (all in one process, on the same inputs, methods interleaved, medians over repeats):
 
 1. ``steps``: one training step of ``scrapl.SCRAPLLoss`` against scrapl-loss 0.1.0 on the same
-   spread of paths and against auraloss's ``MultiResolutionSTFTLoss``, with peak memory and the
-   relative error of our loss and gradient against the reference (paper and seed configurations);
+   spread of paths and against auraloss's ``MultiResolutionSTFTLoss``, with peak memory, the
+   relative error of our loss and gradient against the reference, and the aten operators each
+   step dispatches (all paths counted for ours) (paper and seed configurations);
 2. ``sweep``: the same step for signal lengths 2^13 .. 2^17 (paper hyperparameters), and the plot;
 3. ``full``: the full JTFS forward + backward against the reference's vendored kymatio;
 4. ``optim``: P-Adam + P-SAGA overhead per step after 1 and after 100 visited paths;
@@ -198,6 +199,7 @@ def run(args: argparse.Namespace) -> dict:
                 ref_repeats=ref_repeats,
                 device=device,
                 memory=memory,
+                all_path_ops=True,
                 log=log,
             )
             for s in plan["step_setups"]

@@ -13,7 +13,12 @@ through low-pass, spin up and spin down), on the same inputs:
 then ``loss.backward()`` to ``x`` (batch ``B``, one channel). They run interleaved, path by
 path; the correctness of each row is the relative error of our loss and of our input gradient
 against the reference's, from the timed calls themselves. ``ours_first`` is the first call of a
-path, which also builds that path's cached operators (a one-time cost per path and process).
+path in the process.
+
+Beside the times, each row counts the working aten operators of one step of ours, the
+reference and MSS, and the host synchronisations in ours (:mod:`benchmarks.opcount`): on a GPU
+each operator is at least one kernel launch. :func:`count_all_paths` counts every path of a
+configuration (on the ``meta`` device: the count does not depend on the data).
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ import torch
 
 from .common import JTFSSetup, Peak, PeakMemory, interleaved, load_average, median_ms, rel_err, sync
 from .floor import floor_step
+from .opcount import count_ops, training_step
 
-__all__ = ["StepRow", "StepResult", "spread_paths", "bench_steps"]
+__all__ = ["StepRow", "StepResult", "spread_paths", "bench_steps", "count_all_paths"]
 
 
 @dataclass
@@ -54,6 +60,10 @@ class StepRow:
     low_loss_err: float | None = None
     low_grad_err: float | None = None
     floor_ms: float | None = None
+    ops_ours: int | None = None
+    ops_ref: int | None = None
+    ops_mss: int | None = None
+    syncs_ours: int | None = None
 
 
 @dataclass
@@ -67,6 +77,7 @@ class StepResult:
     load_before: str
     load_after: str = ""
     summary: dict = field(default_factory=dict)
+    all_paths_ops: dict | None = None
 
 
 def spread_paths(paths, count: int | None = None) -> list[int]:
@@ -108,6 +119,7 @@ def bench_steps(
     memory: PeakMemory | None,
     seed: int = 0,
     low_memory: bool = True,
+    all_path_ops: bool = False,
     log: Callable[[str], None] = print,
 ) -> StepResult:
     """Time one training step of the three losses on ``paths`` of ``setup`` (see module doc).
@@ -119,6 +131,7 @@ def bench_steps(
         repeats, ref_repeats: timed steps per path for ours and MSS, and for the reference.
         memory: peak-memory probe, or None to skip memory.
         low_memory: also time and measure ``SCRAPLLoss(..., low_memory=True)`` (``ours_low``).
+        all_path_ops: also count the operators of every path (:func:`count_all_paths`).
     """
     import auraloss
 
@@ -188,7 +201,10 @@ def bench_steps(
             n_ref=0,
             floor_ms=median_ms(times["floor"]),
         )
+        row.ops_ours, row.syncs_ours = _ops(lambda x, k=k: ours(x, target, path_idx=k), x0)
+        row.ops_mss, _ = _ops(lambda x: mss(x, target), x0)
         if ref is not None:
+            row.ops_ref, _ = _ops(lambda x, k=k: ref(x, target, path_idx=k), x0)
             row.ref_ms, row.n_ref = median_ms(times["reference"]), len(times["reference"])
             row.loss_err = rel_err(last["ours"][0], last["reference"][0])
             row.grad_err = rel_err(last["ours"][1], last["reference"][1])
@@ -211,8 +227,47 @@ def bench_steps(
         )
     mss_peak = memory.measure(mss_step) if memory is not None else None
     result = StepResult(setup, batch, rows, mss_peak, load_before, load_average())
+    if all_path_ops:
+        result.all_paths_ops = count_all_paths(setup, scrapl)
     result.summary = summarize(result)
     return result
+
+
+def _ops(loss_fn: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor) -> tuple[int, int]:
+    """Working aten operators and host synchronisations of one training step."""
+    count = count_ops(training_step(loss_fn, x0))
+    return count.total, len(count.syncs)
+
+
+def count_all_paths(setup: JTFSSetup, scrapl) -> dict:
+    """Operators and host synchronisations of a training step on every path of ``setup`` (batch 1,
+    on the ``meta`` device: shapes only, the same operators as on the CPU), and of the MSS step.
+
+    Returns:
+        ``{"n_paths", "max", "max_path", "min", "min_path", "syncs", "mss"}``.
+    """
+    import auraloss
+
+    loss = scrapl.SCRAPLLoss(**setup.kwargs(), use_p_adam=False, use_p_saga=False).to("meta")
+    x0, target = (torch.randn(1, 1, setup.shape, device="meta") for _ in range(2))
+    counts, syncs = [], 0
+    for k in range(loss.n_paths):
+        total, n_syncs = _ops(lambda x, k=k: loss(x, target, path_idx=k), x0)
+        counts.append(total)
+        syncs += n_syncs
+    mss = auraloss.freq.MultiResolutionSTFTLoss()
+    cpu = torch.randn(1, 1, setup.shape)
+    mss_ops, _ = _ops(lambda x: mss(x, cpu), cpu)
+    hi, lo = max(counts), min(counts)
+    return {
+        "n_paths": len(counts),
+        "max": hi,
+        "max_path": counts.index(hi),
+        "min": lo,
+        "min_path": counts.index(lo),
+        "syncs": syncs,
+        "mss": mss_ops,
+    }
 
 
 def summarize(result: StepResult) -> dict:
@@ -228,6 +283,15 @@ def summarize(result: StepResult) -> dict:
     }
     s["mss_over_ours"] = s["mss_median_ms"] / s["ours_median_ms"]
     s["slowest_over_mss"] = s["ours_max_ms"] / s["mss_median_ms"]
+    if result.all_paths_ops is not None:
+        s.update({f"ops_all_{key}": value for key, value in result.all_paths_ops.items()})
+    if all(r.ops_ours is not None for r in rows):
+        s["ops_ours_max"] = max(r.ops_ours for r in rows)
+        s["ops_mss"] = max(r.ops_mss for r in rows)
+        s["syncs_ours"] = sum(r.syncs_ours for r in rows)
+        if all(r.ops_ref is not None for r in rows):
+            s["ops_ref_min"] = min(r.ops_ref for r in rows)
+            s["ops_ref_max"] = max(r.ops_ref for r in rows)
     if all(r.floor_ms is not None for r in rows):
         s["floor_median_ms"] = statistics.median(r.floor_ms for r in rows)
         s["floor_over_mss"] = s["floor_median_ms"] / s["mss_median_ms"]

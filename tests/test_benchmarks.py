@@ -99,6 +99,19 @@ def test_step_times_are_measured(quick_run, column):
     assert all(math.isfinite(row[column]) and row[column] > 0 for row in _step_rows(quick_run[2]))
 
 
+def test_step_rows_count_operators_and_host_synchronisations(quick_run):
+    """Every step row counts the aten operators of ours, the reference and MSS; ours has no host
+    synchronisation, on the timed paths and on all paths of the configuration."""
+    for res in quick_run[2]["steps"]:
+        for row in res["rows"]:
+            assert row["ops_ours"] > 0 and row["ops_ref"] > 0 and row["ops_mss"] > 0
+            assert row["syncs_ours"] == 0
+        every = res["all_paths_ops"]
+        assert every["n_paths"] == 21  # the quick configuration
+        assert every["syncs"] == 0 and 0 < every["min"] <= every["max"] <= every["mss"]
+    assert "aten ops: ours / ref / MSS" in quick_run[1]["md"].read_text()
+
+
 @pytest.mark.parametrize("column, tol", [("coef_err", 1e-5), ("grad_err", 1e-3)])
 def test_full_transform_matches_kymatio(quick_run, column, tol):
     assert quick_run[2]["full"][0][column] <= tol

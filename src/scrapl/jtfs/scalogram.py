@@ -25,13 +25,23 @@ the sizes (plain ints, so that ``torch.compile`` sees constants).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["FirstOrderSpec", "SecondOrderSpec", "first_order", "second_order", "place"]
+__all__ = [
+    "FirstOrderSpec",
+    "SecondOrderSpec",
+    "first_order",
+    "first_order_windows",
+    "second_order",
+    "second_order_run",
+    "second_order_synthesis",
+    "place",
+]
 
 
 class FirstOrderSpec(NamedTuple):
@@ -80,23 +90,22 @@ def place(run: Tensor, n_out: int) -> Tensor:
 
 
 # -- first order ---------------------------------------------------------------------------------
-def _first_order(x_pad: Tensor, spec: FirstOrderSpec, consts: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    """Planes ``(B, 2, G, M)`` of each window from ``x_pad`` ``(B, Np)``. ``consts``:
-    ``(spectrum_index, spectrum_sign, fold_weight, *[weight, adjoint_weight, positions] per window)``."""
+def first_order_windows(x_pad: Tensor, spec: FirstOrderSpec, consts: tuple[Tensor, ...]) -> Iterator[Tensor]:
+    """Yield the planes ``(B, 2, G, M)`` of each window in turn (no autograd; :func:`first_order`
+    is the differentiable map). ``consts``: ``(spectrum_index, spectrum_sign, fold_weight,
+    *[weight, adjoint_weight, positions] per window)``."""
     B, L = x_pad.shape[0], spec.length
     X = torch.view_as_real(torch.fft.rfft(x_pad)).flatten(-2)  # (B, Np/2 + 1) -> (B, Np + 2) real
     Fr = (X.index_select(-1, consts[0]) * consts[1]).view(B, 2, L, 2)  # planes V, -iV; (re, im)
-    out = []
     for s, (G, M, W, start, d, _, _) in enumerate(spec.windows):
         if W == M // 2 + 1:  # one-sided: Re u = irfft(w V), Im u = irfft(-i w V)
             window = Fr.as_strided((B, 2, G, W, 2), (4 * L, 2 * L, 2 * d, 2, 1), 2 * start)
             halves = torch.view_as_complex(window * consts[3 + 3 * s])  # (B, 2, G, M/2 + 1)
-            out.append(torch.fft.irfft(halves, n=M))  # (B, 2, G, M): Re u, Im u
+            yield torch.fft.irfft(halves, n=M)  # (B, 2, G, M): Re u, Im u
         else:  # two-sided: u = ifft(w V folded onto M bins)
             window = Fr.as_strided((B, G, W, 2), (4 * L, 2 * d, 2, 1), 2 * start)  # plane V
             u = torch.fft.ifft(place(torch.view_as_complex(window * consts[3 + 3 * s]), M))
-            out.append(torch.stack([u.real, u.imag], dim=1))  # (B, 2, G, M)
-    return tuple(out)
+            yield torch.stack([u.real, u.imag], dim=1)  # (B, 2, G, M)
 
 
 def _first_order_adjoint(
@@ -128,7 +137,7 @@ class _FirstOrder(torch.autograd.Function):
     def forward(ctx: Any, spec: FirstOrderSpec, consts: tuple[Tensor, ...], x_pad: Tensor) -> Any:
         ctx.set_materialize_grads(False)
         ctx.spec, ctx.consts, ctx.batch = spec, consts, x_pad.shape[0]
-        return _first_order(x_pad, spec, consts)
+        return tuple(first_order_windows(x_pad, spec, consts))
 
     @staticmethod
     def backward(ctx: Any, *grads: Tensor | None) -> Any:
@@ -172,20 +181,22 @@ def first_order(x_pad: Tensor, spec: FirstOrderSpec, consts: tuple[Tensor, ...])
 
 
 # -- second order ---------------------------------------------------------------------------------
-def _second_order(U1s: tuple[Tensor, ...], spec: SecondOrderSpec, consts: tuple[Any, ...]) -> Tensor:
-    """Planes of ``Y`` ``(B, 2, n1, M2)`` from the ``U1`` parts ``(B, G, M)``. ``consts``:
-    ``(weight, adjoint_weight, rotation, wrap, *[index, mask] per part)``."""
-    B, S = U1s[0].shape[0], spec.run
-    runs = []
-    for i, (U1, (G, _)) in enumerate(zip(U1s, spec.parts, strict=True)):
-        mask = consts[5 + 2 * i]
-        V = torch.fft.rfft(U1 if mask is None else U1 * mask)  # (B, G, M/2 + 1)
-        runs.append(V.flatten(-2).index_select(-1, consts[4 + 2 * i]).view(B, G, S))
+def second_order_run(U1: Tensor, i: int, spec: SecondOrderSpec, consts: tuple[Any, ...]) -> Tensor:
+    """The run of bins that the rows of part ``i`` (``U1``, ``(B, G, M)``) read: ``(B, G, S)``
+    complex, before weighting (no autograd; :func:`second_order` is the differentiable map).
+    ``consts``: ``(weight, adjoint_weight, rotation, wrap, *[index, mask] per part)``."""
+    mask = consts[5 + 2 * i]
+    V = torch.fft.rfft(U1 if mask is None else U1 * mask)  # (B, G, M/2 + 1)
+    return V.flatten(-2).index_select(-1, consts[4 + 2 * i]).view(U1.shape[0], U1.shape[1], spec.run)
+
+
+def second_order_synthesis(runs: list[Tensor], spec: SecondOrderSpec, consts: tuple[Any, ...]) -> Tensor:
+    """Weight the runs of every part, place them and synthesise ``Y``'s planes ``(B, 2, n1, M2)``."""
     run = runs[0] if len(runs) == 1 else torch.cat(runs, dim=-2)  # (B, n1, S)
     run = torch.view_as_complex(torch.view_as_real(run) * consts[0])
     if spec.one_sided:
         halves = run.unsqueeze(-3) * torch.view_as_complex(consts[2])  # (B, 2, n1, S): V, -iV
-        return torch.fft.irfft(F.pad(halves, (0, spec.n_out // 2 + 1 - S)), n=spec.n_out)
+        return torch.fft.irfft(F.pad(halves, (0, spec.n_out // 2 + 1 - spec.run)), n=spec.n_out)
     u = torch.fft.ifft(place(run, spec.n_out))  # (B, n1, M2)
     return torch.stack([u.real, u.imag], dim=-3)
 
@@ -215,7 +226,8 @@ class _SecondOrder(torch.autograd.Function):
     def forward(ctx: Any, spec: SecondOrderSpec, consts: tuple[Any, ...], *U1s: Tensor) -> Tensor:
         ctx.set_materialize_grads(False)
         ctx.spec, ctx.consts = spec, consts
-        return _second_order(U1s, spec, consts)
+        runs = [second_order_run(U1, i, spec, consts) for i, U1 in enumerate(U1s)]
+        return second_order_synthesis(runs, spec, consts)
 
     @staticmethod
     def backward(ctx: Any, gY: Tensor | None) -> Any:

@@ -25,7 +25,15 @@ from .constants import compute_dtype
 from .filterbank import FilterBank, FirstOrderPath, JTFSPath
 from .ops import modulus, reflect_pad
 from .plan import FrequentialPlan, JTFSPlan, SecondOrderPart, SecondOrderPlan
-from .scalogram import FirstOrderSpec, SecondOrderSpec, first_order, second_order
+from .scalogram import (
+    FirstOrderSpec,
+    SecondOrderSpec,
+    first_order,
+    first_order_windows,
+    second_order,
+    second_order_run,
+    second_order_synthesis,
+)
 
 __all__ = ["TimeFrequencyScattering"]
 
@@ -172,7 +180,12 @@ class TimeFrequencyScattering(nn.Module):
     def first_order_planes(self, x_pad: Tensor, parts: Sequence[SecondOrderPart]) -> tuple[Tensor, ...]:
         """The analytic signals behind :meth:`first_order`, as planes ``(B, 2, G, M)`` (linear in
         ``x_pad``)."""
-        fo, dtype = self.plan.first_order, x_pad.dtype
+        return first_order(x_pad, *self._first_order_args(parts, x_pad.dtype))
+
+    def _first_order_args(
+        self, parts: Sequence[SecondOrderPart], dtype: torch.dtype
+    ) -> tuple[FirstOrderSpec, tuple[Tensor, ...]]:
+        fo = self.plan.first_order
         consts = [_as(fo.spectrum_index), _as(fo.spectrum_sign, dtype), _as(fo.fold_weight, dtype)]
         windows = []
         for part in parts:
@@ -183,12 +196,15 @@ class TimeFrequencyScattering(nn.Module):
             rows = slice(part.first, part.first + part.rows)
             consts += [_as(cp.weight[rows], dtype), _as(cp.adjoint_weight[rows], dtype)]
             consts.append(cp.positions[rows.start * (hi - lo) : rows.stop * (hi - lo)])
-        spec = FirstOrderSpec(self.config.Np, fo.length, tuple(windows))
-        return first_order(x_pad, spec, tuple(consts))
+        return FirstOrderSpec(self.config.Np, fo.length, tuple(windows)), tuple(consts)
 
     def second_order(self, U1s: Sequence[Tensor], reader: SecondOrderPlan) -> Tensor:
         """``Y[n2]`` as planes ``(B, 2, n1, Np / 2**j2)`` from the moduli of :meth:`first_order`."""
-        dtype = U1s[0].dtype
+        return second_order(tuple(U1s), *self._second_order_args(reader, U1s[0].dtype))
+
+    def _second_order_args(
+        self, reader: SecondOrderPlan, dtype: torch.dtype
+    ) -> tuple[SecondOrderSpec, tuple]:
         consts: list[Any] = [_as(reader.weight, dtype), _as(reader.adjoint_weight, dtype)]
         consts += [_as(self.plan.rotation, dtype), reader.wrap]
         parts = []
@@ -197,8 +213,19 @@ class TimeFrequencyScattering(nn.Module):
             mask = None if cp.mask is None else _as(cp.mask[part.first : part.first + part.rows], dtype)
             consts += [reader.index(i), mask]
             parts.append((part.rows, cp.cluster.length))
-        spec = SecondOrderSpec(tuple(parts), reader.run, reader.n_out, reader.one_sided)
-        return second_order(tuple(U1s), spec, tuple(consts))
+        return SecondOrderSpec(tuple(parts), reader.run, reader.n_out, reader.one_sided), tuple(consts)
+
+    def scattering(self, x_pad: Tensor, reader: SecondOrderPlan) -> Tensor:
+        """``Y[n2]`` of ``x_pad`` (:meth:`second_order` of :meth:`first_order`). Without autograd,
+        cluster by cluster: each cluster's analytic signals and moduli are freed as soon as the
+        second-order wavelet has read its run (the same operators, less memory)."""
+        if torch.is_grad_enabled() and x_pad.requires_grad:
+            return self.second_order(self.first_order(x_pad, reader.parts), reader)
+        spec1, consts1 = self._first_order_args(reader.parts, x_pad.dtype)
+        spec2, consts2 = self._second_order_args(reader, x_pad.dtype)
+        windows = first_order_windows(x_pad, spec1, consts1)
+        runs = [second_order_run(modulus(planes), i, spec2, consts2) for i, planes in enumerate(windows)]
+        return second_order_synthesis(runs, spec2, consts2)
 
     def frequential(self, Y: Tensor, paths: Sequence[JTFSPath]) -> list[Tensor]:
         """Frequential filter, modulus and averagings of paths sharing ``Y`` (one ``n2``).
@@ -289,10 +316,7 @@ class TimeFrequencyScattering(nn.Module):
         p = self.paths[path_idx]
         x_pad = self.padded(x)
         reader = self.plan.reader(p)
-        if self.low_memory:
-            Y = self._second_order_chunked(x_pad, reader)
-        else:
-            Y = self.second_order(self.first_order(x_pad, reader.parts), reader)
+        Y = self._second_order_chunked(x_pad, reader) if self.low_memory else self.scattering(x_pad, reader)
         return self.frequential(Y, [p])[0]
 
     def all_paths(self, x: Tensor, path_indices: Sequence[int] | None = None) -> list[Tensor]:
