@@ -12,7 +12,8 @@ of a group at decimation ``k1`` costs, per signal of the batch:
   the synthesis (two real FFTs of the planes' gradients);
 
 nine real FFTs of length ``M`` in all (five inverse, four forward). :func:`floor_step` runs exactly
-those, batched as the engine batches them (one call per group and kind), on preallocated inputs
+those, one call per decimation group and kind (the engine makes fewer calls: it synthesises the
+coarse groups on one longer grid, more FFT work than the floor counts), on preallocated inputs
 whose outputs are fresh tensors as in a real step. Everything else of the step (reading and
 weighting the bands, the moduli and their backward, the second order at lower rates, the
 frequential stage, the distance) comes on top. So ``scrapl-loss / floor`` is the largest speed-up

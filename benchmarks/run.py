@@ -344,8 +344,9 @@ def render(results: dict, plot_name: str | None) -> str:
         "each path so that ratios compare like with like. Ratios > 1 favour ours.",
         "- Correctness columns are relative errors ||ours - ref|| / ||ref|| of the loss and "
         "of dL/dx (float32) from the very calls that were timed.",
-        "- `first call`: our first step on a path also builds that path's cached "
-        "operators (once per path and process).",
+        "- `first call`: our first step on a path, untimed by the medians (the engine builds "
+        "everything a path needs at construction, so it differs from the others only by the "
+        "state of the allocator and caches).",
         f"- Peak memory: {info.get('memory_method', 'n/a')}.",
         "",
     ]

@@ -45,17 +45,16 @@ def test_every_tensor_a_path_uses_follows_to():
 
 
 def test_to_float64_is_double_and_keeps_exact_operators():
+    """``.to(torch.float64)`` is ``.double()``; in float64 the frequential operator is the float64
+    one (it keeps more rows than the float32 one, and digits float32 cannot hold), not the float32
+    buffer upcast."""
     a = TimeFrequencyScattering(**E).to(torch.float64)
     b = TimeFrequencyScattering(**E).double()
-    fp = a.plan.frequential_plan(a.paths[5])
-    H64 = fp.constant("H", torch.float64)
-    assert H64.dtype == torch.float64 and torch.equal(
-        H64, b.plan.frequential_plan(b.paths[5]).constant("H", torch.float64)
-    )
-    # the float64 operator is not the float32 one upcast: it keeps digits float32 cannot hold
-    R = a.plan.frequential_plan(a.paths[5]).rows(torch.float32)
-    H32 = fp.get_buffer("H").double()
-    assert H32.shape[0] <= H64.shape[0] and R == H32.shape[0] // 2
+    fa, fb = a.plan.frequential_plan(a.paths[5]), b.plan.frequential_plan(b.paths[5])
+    H64 = fa.constant("H", torch.float64)
+    assert H64.dtype == torch.float64 and torch.equal(H64, fb.constant("H", torch.float64))
+    assert fa.rows(torch.float32) < fa.rows(torch.float64) == H64.shape[0] // 2
+    assert (H64.float().double() != H64).any()  # not float32 numbers upcast
     x = torch.randn(1, E["shape"], dtype=torch.float64)
     assert torch.equal(a.path(x, 5), b.path(x, 5))
 
@@ -98,10 +97,10 @@ def test_every_band_lies_in_its_rows_window(name):
 
 
 def test_coarse_groups_share_one_cluster():
-    """In the paper configuration the decimation groups of length <= MERGE_LEN are one cluster,
+    """In the paper configuration the decimation groups of length <= 1024 are one cluster,
     and the others one cluster each: 7 FFT lengths for 12 groups."""
     jtfs = TimeFrequencyScattering(**CONFIGS["paper"])
     layout = jtfs.plan.first_order.layout
     lengths = [c.length for c in layout]
-    assert lengths == [65536 >> k for k in range(6)] + [plan.MERGE_LEN]
+    assert lengths == [65536 >> k for k in range(6)] + [plan.merge_length(65536)] == [*lengths[:6], 1024]
     assert set(layout[-1].k1) == set(range(6, 12)) and all(c.one_sided for c in layout)

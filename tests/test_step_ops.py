@@ -101,3 +101,31 @@ def test_fake_tensors_refuse_to_read_values(fn):
     with pytest.raises(Exception):  # noqa: B017 (the fake-tensor errors have no common public base)
         with FakeTensorMode():
             fn(torch.randn(8))
+
+
+@pytest.mark.parametrize("k", [0, 20])
+def test_the_per_path_computation_compiles_into_one_graph(k):
+    """``torch.compile(fullgraph=True)`` of a step's computation (the engine on ``x`` and on the
+    target, then the distance) traces without a graph break, and the compiled step gives the eager
+    step's loss and gradient (``aot_eager``: autograd of the traced graph, our custom functions
+    included, without code generation)."""
+    from scrapl.distance import path_distance
+
+    jtfs = _loss(QUICK).engine
+
+    def step(x, target):
+        S = jtfs.path(x, k)
+        with torch.no_grad():
+            S_target = jtfs.path(target, k)
+        return path_distance(S, S_target)
+
+    gen = torch.Generator().manual_seed(k)
+    x0, target = (torch.randn(2, QUICK.shape, generator=gen) for _ in range(2))
+    compiled = torch.compile(step, backend="aot_eager", fullgraph=True)
+    results = []
+    for fn in (step, compiled):
+        x = x0.clone().requires_grad_(True)
+        value = fn(x, target)
+        value.backward()
+        results.append((value.detach(), x.grad))
+    torch.testing.assert_close(results[1], results[0], rtol=1e-6, atol=0)
