@@ -50,7 +50,6 @@ def merge_length(Np: int) -> int:
     return max(1024, Np // 64)
 
 
-
 PRUNE_TOL = {torch.float32: 1e-7, torch.float64: 1e-14}
 """Frequential rows whose largest entry is below this fraction of the filter's are dropped (float32
 filters carry ~1e-8 rounding noise, so 1e-7 is the float32 floor)."""
