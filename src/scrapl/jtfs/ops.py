@@ -1,28 +1,18 @@
 """Tensor primitives of the JTFS: the modulus of complex data held as real planes (with a safe
-gradient), a real FFT with a real-FFT backward, Fourier-domain decimation, padding, and the
-construction of "filter + decimate" operators as dense matrices.
+gradient), Fourier-domain decimation, padding, and the construction of "filter + decimate"
+operators as dense matrices.
 """
 
 from __future__ import annotations
-
-import functools
 
 import torch
 from torch import Tensor
 
 MODULUS_EPS = 1e-12
-"""Added to every modulus, as in scrapl-loss 0.1.0: ``|z| = sqrt(re^2 + im^2) + MODULUS_EPS``."""
+"""The reference adds it to every modulus, ``|z| + MODULUS_EPS`` (see :func:`modulus` for where
+this engine accounts for it)."""
 
-__all__ = [
-    "MODULUS_EPS",
-    "modulus",
-    "rfft",
-    "rfft_adjoint",
-    "one_sided_scale",
-    "fold_mean",
-    "reflect_pad",
-    "circulant_decimation_matrix",
-]
+__all__ = ["MODULUS_EPS", "modulus", "fold_mean", "reflect_pad", "circulant_decimation_matrix"]
 
 
 _EPS_SQUARED = torch.tensor(MODULUS_EPS**2, dtype=torch.float64)  # a 0-dim CPU scalar for any device
@@ -65,48 +55,6 @@ def modulus(planes: Tensor) -> Tensor:
         5.0
     """
     return _Modulus.apply(planes)
-
-
-@functools.lru_cache(maxsize=64)
-def one_sided_scale(n_bins: int, n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """Factors of the adjoint of ``rfft`` (length ``n``) per bin, for (Re, Im): 1 on bin 0 (and on
-    bin ``n/2`` for even ``n``), 1/2 on the bins a real inverse FFT counts twice. Shape ``(n_bins, 2)``."""
-    scale = torch.full((n_bins, 2), 0.5, dtype=dtype, device=device)
-    scale[0] = 1.0
-    if n % 2 == 0:
-        scale[-1] = 1.0
-    return scale
-
-
-def rfft_adjoint(g: Tensor, n: int) -> Tensor:
-    """The adjoint of ``rfft`` along the last axis (length ``n``): ``x[t] = Re sum_k g[k] e^{2πikt/n}``.
-
-    As a real inverse FFT: ``irfft`` (unnormalised) of ``g`` halved on the bins it counts twice.
-    Shape: ``(..., n // 2 + 1) -> (..., n)``.
-    """
-    g = g.resolve_conj()
-    scale = one_sided_scale(g.shape[-1], n, g.real.dtype, g.device)
-    return torch.fft.irfft(torch.view_as_complex(torch.view_as_real(g) * scale), n=n, norm="forward")
-
-
-class _RealFFT(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
-        ctx.n = x.shape[-1]
-        return torch.fft.rfft(x)
-
-    @staticmethod
-    def backward(ctx, g: Tensor) -> Tensor:
-        return rfft_adjoint(g, ctx.n)
-
-
-def rfft(x: Tensor) -> Tensor:
-    """``torch.fft.rfft(x)`` along the last axis, whose backward is one real inverse FFT.
-
-    (Autograd's own backward of ``rfft`` zero-fills a full complex spectrum and runs a complex
-    inverse FFT on it, about twice the work.) Shape: ``(..., n) -> (..., n // 2 + 1)``.
-    """
-    return _RealFFT.apply(x)
 
 
 def fold_mean(V: Tensor, s: int, dim: int = -1) -> Tensor:
