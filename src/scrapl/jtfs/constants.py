@@ -18,15 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ConstantModule", "compute_dtype"]
-
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
-
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype a module whose floating buffers have ``dtype`` computes in: float32 for half
-    precision (FFTs and the band arithmetic need it), else ``dtype``."""
-    return torch.float32 if dtype in _LOW_PRECISION else dtype
+__all__ = ["ConstantModule"]
 
 
 class ConstantModule(nn.Module):

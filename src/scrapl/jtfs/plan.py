@@ -39,7 +39,16 @@ from .constants import ConstantModule
 from .filterbank import FilterBank, JTFSPath
 from .ops import MODULUS_EPS, circulant_decimation_matrix
 
-__all__ = ["merge_length", "JTFSPlan", "FirstOrderPlan", "ClusterPlan", "SecondOrderPlan", "FrequentialPlan"]
+__all__ = [
+    "merge_length",
+    "JTFSPlan",
+    "FirstOrderPlan",
+    "ClusterPlan",
+    "SecondOrderPart",
+    "PartReads",
+    "SecondOrderPlan",
+    "FrequentialPlan",
+]
 
 
 def merge_length(Np: int) -> int:
@@ -169,11 +178,27 @@ class FirstOrderPlan(nn.Module):
 
 @dataclass(frozen=True)
 class SecondOrderPart:
-    """The rows of ``Y[n2]`` that come from one cluster: rows ``first .. G - 1`` of cluster ``index``."""
+    """Rows ``first .. first + rows - 1`` of first-order cluster ``cluster`` (for ``Y[n2]``: the
+    rows of that cluster with ``j1 < j2``)."""
 
     cluster: int
     first: int
     rows: int
+
+
+class PartReads(nn.Module):
+    """The bins that the rows of one :class:`SecondOrderPart` read from their ``rfft(U1)``.
+
+    Buffers:
+        index: ``(rows S,)`` int64, flat bins of the part's spectra ``(rows, M/2 + 1)``.
+    """
+
+    index: Tensor
+
+    def __init__(self, part: SecondOrderPart, index: np.ndarray):
+        super().__init__()
+        self.part = part
+        self.register_buffer("index", _tensor(index), persistent=False)
 
 
 class SecondOrderPlan(nn.Module):
@@ -183,8 +208,8 @@ class SecondOrderPlan(nn.Module):
         weight: ``(n1, S, 2)`` (halved on bins > 0 for a one-sided synthesis).
         adjoint_weight: ``(n1, S, 2)``: the weights without halving, divided by ``M2``, times
             the adjoint of the cluster's ``rfft`` at the bin read.
-        index_{c}: ``(rows S,)`` int64 per part: flat bins of the part's ``rfft(U1)`` rows.
         wrap: ``(S,)`` int64, ``j mod M2`` (only for a run longer than ``M2``).
+        reads: the :class:`PartReads` of each part (cluster) the rows come from.
     """
 
     weight: Tensor
@@ -213,18 +238,19 @@ class SecondOrderPlan(nn.Module):
         adjoint = np.stack([rd.weight * rd.scale[:, None] / self.n_out for rd in reads])
         self.register_buffer("weight", _tensor(weight).float(), persistent=False)
         self.register_buffer("adjoint_weight", _tensor(adjoint).float(), persistent=False)
+        self.reads = nn.ModuleList()
         at = 0
-        for i, part in enumerate(parts):
+        for part in parts:
             H = layout[part.cluster].length // 2 + 1
             flat = [(r * H + reads[at + r].index) for r in range(part.rows)]
-            self.register_buffer(f"index_{i}", _tensor(np.concatenate(flat)), persistent=False)
+            self.reads.append(PartReads(part, np.concatenate(flat)))
             at += part.rows
         wrap = None if self.one_sided or self.run <= self.n_out else _tensor(np.arange(self.run) % self.n_out)
         self.register_buffer("wrap", wrap, persistent=False)
 
     def index(self, i: int) -> Tensor:
         """Flat bins read by part ``i``, shape ``(rows S,)``."""
-        return self.get_buffer(f"index_{i}")
+        return cast(PartReads, self.reads[i]).index
 
 
 class FrequentialPlan(ConstantModule):

@@ -19,9 +19,9 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .._checks import as_bool
+from .._signals import compute_dtype
 from . import core, full
 from .config import AveragingArg, JTFSConfig
-from .constants import compute_dtype
 from .filterbank import FilterBank, FirstOrderPath, JTFSPath
 from .ops import modulus, reflect_pad
 from .plan import FrequentialPlan, JTFSPlan, SecondOrderPart, SecondOrderPlan
