@@ -240,7 +240,11 @@ class Peak:
 
 
 class _LiveTensors(TorchDispatchMode):
-    """Counts the bytes of the tensor storages created while active and still alive; keeps the peak."""
+    """Counts the bytes of the tensor storages created while active and still alive; keeps the peak.
+
+    The output of a view operator shares its input's storage and allocates nothing: it is not
+    counted (a view of a tensor made before the call, such as a slice of a module's buffer, would
+    otherwise count that whole buffer as created)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -254,6 +258,8 @@ class _LiveTensors(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        if func.is_view:
+            return out
         for t in tree_flatten(out)[0]:
             if not isinstance(t, torch.Tensor) or t.device.type == "meta":
                 continue

@@ -186,15 +186,15 @@ class RowRead:
     """What one row of ``Y[n2]`` reads from its cluster's ``rfft(U1)`` (length ``M/2 + 1``).
 
     Attributes:
-        index: ``(S,)`` bins to read, for output bins ``0 .. S-1`` of the placed run.
+        index: ``(S,)`` bins to read, for output bins ``0 .. S-1`` of the placed run; never bin 0
+            or ``M/2`` (the adjoint of ``rfft`` then halves every bin read, see
+            :func:`second_order_layout`).
         weight: ``(S, 2)`` real factors of the (Re, Im) of each bin read (0 outside the row's band;
             the sign of Im flipped where the bin is read conjugated), without the one-sided halving.
-        scale: ``(S,)`` the adjoint of ``rfft`` at each bin read: 1 on bins 0 and ``M/2``, else 1/2.
     """
 
     index: np.ndarray
     weight: np.ndarray
-    scale: np.ndarray
 
 
 def second_order_layout(
@@ -206,6 +206,12 @@ def second_order_layout(
     decimation ``2**s[r]`` onto ``M2`` bins) and a cluster spectrum of ``lengths[r] / 2 + 1`` bins
     (``lengths[r] = 2**alpha M1``; bins up to ``M/2`` are those of ``DFT_{M1}(U1)``, periodically).
     Output bin ``j`` of the run (``0 <= j < S``) is spectrum bin ``j`` of ``Y`` (folded mod ``M2``).
+
+    A second-order wavelet is zero at frequency 0 (a Morlet wavelet has zero mean; its levels fold
+    bins where it vanishes onto bin 0): its weight there, float rounding below 1e-12 of its peak, is
+    dropped, and so are the Nyquist bins, outside every band. Reads outside a band (weight 0) point
+    at bin 1. So no row reads bin 0 or ``M/2``, and the adjoint of ``rfft`` at the bins read is one
+    factor 1/2 for all of them (the other bins are counted twice by a real inverse FFT).
 
     Returns:
         ``(reads, S)``: one :class:`RowRead` per row, and the run width ``S`` shared by the rows.
@@ -224,8 +230,9 @@ def second_order_layout(
         q = (int(st[0]) + j - o) % M1
         direct = q <= M // 2
         index = np.where(direct, q, M - q)
-        value = np.where(inside, h[q] * 2.0**-s_r, 0.0)
+        dead = ~inside | (index == 0) | (index == M // 2)
+        assert np.all(np.abs(h[q[inside & dead]]) <= 1e-12 * np.abs(h).max()), "band at DC or Nyquist"
+        value = np.where(dead, 0.0, h[q] * 2.0**-s_r)
         weight = np.stack([value, np.where(direct, value, -value)], axis=-1)
-        scale = np.where((index == 0) | (index == M // 2), 1.0, 0.5)
-        reads.append(RowRead(index.astype(np.int64), weight, scale))
+        reads.append(RowRead(np.where(dead, 1, index).astype(np.int64), weight))
     return reads, S

@@ -78,12 +78,15 @@ class ClusterPlan(nn.Module):
 
     Buffers (``G`` rows, window of ``W`` bins, ``M`` the cluster's FFT length; ``W = M/2 + 1``
     for a one-sided cluster):
-        weight: ``(G, W, 2)``, the band weights (one-sided: of the half spectra, 1/2 on bins > 0,
-            which the real inverse FFT counts twice), 0 outside each row's band.
+        weight: ``(P, G, W, 2)``, complex band weights as (Re, Im) pairs, 0 outside each row's
+            band: for a one-sided cluster ``P = 2``, ``w`` and ``-i w`` (the half spectra of
+            ``Re u`` and ``Im u``; ``w`` halved on bins > 0, which the real inverse FFT counts
+            twice); for a two-sided one ``P = 1``, ``w``.
         adjoint_weight: ``(G, hi - lo, 2)``, the same for the adjoint (``weight * c / M``, ``c``
             the inverse FFT's doubling) on the window bins ``lo .. hi - 1`` that are inside some
             row's band (:attr:`run`).
-        positions: ``(G (hi - lo),)`` int64, position of those bins in the extended spectrum.
+        positions: ``(G (hi - lo),)`` int64, ``r d + i`` for those bins: their position in the
+            cluster's range of the extended spectrum (signed bins ``a0 .. a0 + span - 1``).
         mask: ``(G, M)``, 1 on the samples each row keeps (every ``2**alpha``-th), or absent.
     """
 
@@ -92,7 +95,7 @@ class ClusterPlan(nn.Module):
     positions: Tensor
     mask: Tensor | None
 
-    def __init__(self, cluster: Cluster, psi1: np.ndarray, start: np.ndarray, width: np.ndarray, p_min: int):
+    def __init__(self, cluster: Cluster, psi1: np.ndarray, start: np.ndarray, width: np.ndarray):
         super().__init__()
         self.cluster = cluster
         G, M, W = len(cluster.n1), cluster.length, cluster.window
@@ -104,13 +107,17 @@ class ClusterPlan(nn.Module):
             p = cluster.a0 + r * cluster.d + i  # signed full-spectrum bins read by row r
             inside = (p >= start[n1]) & (p < start[n1] + width[n1])
             weight[r] = np.where(inside, psi1[n1][p % Np], 0.0) * 2.0 ** (alphas[r] - cluster.k1[r])
-            positions[r] = p - p_min
+            positions[r] = p - cluster.a0
         on = np.flatnonzero(weight.any(axis=0))
         self.run = (int(on[0]), int(on[-1]) + 1)  # window bins inside some row's band
         lo, hi = self.run
-        forward = weight * np.where(i == 0, 1.0, 0.5) if cluster.one_sided else weight
+        if cluster.one_sided:  # the half spectra of Re u and Im u: w V and -i w V
+            half = weight * np.where(i == 0, 1.0, 0.5)
+            forward = np.stack([np.stack([half, 0 * half], -1), np.stack([0 * half, -half], -1)])
+        else:  # one complex inverse FFT of w V
+            forward = np.stack([weight, 0 * weight], -1)[None]
         adjoint = weight[:, lo:hi] / M
-        self.register_buffer("weight", _pairs(forward), persistent=False)
+        self.register_buffer("weight", _tensor(forward).float(), persistent=False)
         self.register_buffer("adjoint_weight", _pairs(adjoint), persistent=False)
         self.register_buffer("positions", _tensor(positions[:, lo:hi].reshape(-1)), persistent=False)
         mask = None
@@ -119,26 +126,45 @@ class ClusterPlan(nn.Module):
             mask = _tensor(np.stack([(t % 2**a == 0) for a in alphas]).astype(np.float32))
         self.register_buffer("mask", mask, persistent=False)
 
+    @property
+    def span(self) -> int:
+        """Bins of the extended spectrum the cluster's windows cover: ``(G - 1) d + window``."""
+        return (len(self.cluster.n1) - 1) * self.cluster.d + self.cluster.window
+
 
 def _pairs(w: np.ndarray) -> Tensor:
     """Real factors ``(..., 2)`` applying ``w`` to the (Re, Im) of complex values, float32."""
     return _tensor(np.stack([w, w], axis=-1)).float()
 
 
+def _spectrum_gather(a0: int, span: int, Np: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(index, sign, fold)`` of signed bins ``a0 .. a0 + span - 1`` of ``V``, each ``(span, 2)``
+    (bin, re/im): the elements of the half spectrum's real view read, their signs (a bin above
+    ``Np/2`` is the conjugate of its mirror), and the adjoint's weights (the signs times the
+    adjoint of ``rfft``: 1/2 on the bins a real inverse FFT counts twice)."""
+    k = (a0 + np.arange(span)) % Np
+    direct = k <= Np // 2
+    b = np.where(direct, k, Np - k)  # the half-spectrum bin, read conjugated where not direct
+    index = np.stack([2 * b, 2 * b + 1], -1)
+    sign = np.stack([np.ones_like(b), np.where(direct, 1, -1)], -1).astype(np.float64)
+    scale = np.where((b == 0) | (b == Np // 2), 1.0, 0.5)[:, None]
+    return index, sign, sign * scale
+
+
 class FirstOrderPlan(nn.Module):
     """Constants of the first order: the extended spectrum and the clusters.
 
-    The extended full spectrum covers signed bins ``p_min .. p_min + L - 1`` (bin ``q`` holds
-    ``V[q mod Np]``, ``V`` the full DFT of the padded signal, a bin above ``Np/2`` the conjugate of
-    its mirror). As real numbers, its two planes ``V`` and ``-i V`` are a signed gather of the real
-    view of ``rfft(x_pad)``.
+    Cluster ``c`` reads the range of signed bins ``a0 .. a0 + span - 1`` of the signals' full
+    spectrum ``V`` (bin ``q`` holds ``V[q mod Np]``, a bin above ``Np/2`` the conjugate of its
+    mirror): a signed gather of the real view of ``rfft(x_pad)``. The clusters' ranges are laid
+    out one after the other, so the ranges of the first ``k`` clusters are a prefix.
 
-    Buffers:
-        spectrum_index: ``(2 L 2,)`` int64, element of the real view of the half spectrum read.
-        spectrum_sign: ``(2 L 2,)``, its sign (conjugation, and the rotation by ``-i``).
-        fold_weight: ``(L 2,)``, the adjoint's weights of plane ``V``: the signs times the adjoint
-            of ``rfft`` (1/2 on the bins a real inverse FFT counts twice), read at
-            ``spectrum_index[: 2 L]``.
+    Buffers (``L = sum span``):
+        spectrum_index: ``(2 L,)`` int64, element of the real view of the half spectrum read.
+        spectrum_sign: ``(2 L,)``, its sign (-1 on the imaginary part of a conjugated bin), which
+            is also the adjoint's weight from the half spectrum.
+        fold_weight: ``(2 L,)``, the adjoint's weights from ``x_pad``: the signs times the adjoint
+            of ``rfft`` (1/2 on the bins a real inverse FFT counts twice).
         clusters: the :class:`ClusterPlan` of each cluster.
     """
 
@@ -152,19 +178,16 @@ class FirstOrderPlan(nn.Module):
         layout = first_order_clusters(psi1, k1, merge_length(config.Np))
         start, width = band_hulls(psi1)
         start = signed(start, Np)
-        self.p_min = min(c.a0 for c in layout)
-        self.length = max(c.a0 + (len(c.n1) - 1) * c.d + c.window for c in layout) - self.p_min
-        self.clusters = nn.ModuleList(ClusterPlan(c, psi1, start, width, self.p_min) for c in layout)
-        k = (self.p_min + np.arange(self.length)) % Np
-        direct = k <= Np // 2
-        b = np.where(direct, k, Np - k)
-        index = np.stack([np.stack([2 * b, 2 * b + 1], -1), np.stack([2 * b + 1, 2 * b], -1)])  # (2, L, 2)
-        one, flip = np.ones_like(b), np.where(direct, 1, -1)
-        sign = np.stack([np.stack([one, flip], -1), np.stack([flip, -one], -1)]).astype(np.float64)
-        scale = np.where((b == 0) | (b == Np // 2), 1.0, 0.5)[:, None]
-        self.register_buffer("spectrum_index", _tensor(index.reshape(-1)), persistent=False)
-        self.register_buffer("spectrum_sign", _tensor(sign.reshape(-1)).float(), persistent=False)
-        self.register_buffer("fold_weight", _tensor((sign[0] * scale).reshape(-1)).float(), persistent=False)
+        self.clusters = nn.ModuleList(ClusterPlan(c, psi1, start, width) for c in layout)
+        parts = [_spectrum_gather(c.a0, self.cluster(i).span, Np) for i, c in enumerate(layout)]
+        index, sign, fold = (np.concatenate([p[n].reshape(-1) for p in parts]) for n in range(3))
+        self.register_buffer("spectrum_index", _tensor(index), persistent=False)
+        self.register_buffer("spectrum_sign", _tensor(sign).float(), persistent=False)
+        self.register_buffer("fold_weight", _tensor(fold).float(), persistent=False)
+
+    def offset(self, c: int) -> int:
+        """Bins of the extended spectrum before cluster ``c``'s range (sum of the spans before it)."""
+        return sum(self.cluster(i).span for i in range(c))
 
     def cluster(self, c: int) -> ClusterPlan:
         """The plan of cluster ``c``."""
@@ -206,8 +229,8 @@ class SecondOrderPlan(nn.Module):
 
     Buffers (``n1`` rows, run of ``S`` bins):
         weight: ``(n1, S, 2)`` (halved on bins > 0 for a one-sided synthesis).
-        adjoint_weight: ``(n1, S, 2)``: the weights without halving, divided by ``M2``, times
-            the adjoint of the cluster's ``rfft`` at the bin read.
+        adjoint_weight: ``(n1, S, 2)``: the weights without halving, divided by ``M2``, times the
+            adjoint of the cluster's ``rfft`` at the bins read (1/2: no row reads bin 0 or ``M/2``).
         wrap: ``(S,)`` int64, ``j mod M2`` (only for a run longer than ``M2``).
         reads: the :class:`PartReads` of each part (cluster) the rows come from.
     """
@@ -235,7 +258,7 @@ class SecondOrderPlan(nn.Module):
         self.one_sided = self.run <= self.n_out // 2
         half = np.where(np.arange(self.run) == 0, 1.0, 0.5)[:, None] if self.one_sided else 1.0
         weight = np.stack([rd.weight * half for rd in reads])
-        adjoint = np.stack([rd.weight * rd.scale[:, None] / self.n_out for rd in reads])
+        adjoint = np.stack([rd.weight / (2 * self.n_out) for rd in reads])  # with rfft's adjoint: 1/2
         self.register_buffer("weight", _tensor(weight).float(), persistent=False)
         self.register_buffer("adjoint_weight", _tensor(adjoint).float(), persistent=False)
         self.reads = nn.ModuleList()

@@ -26,13 +26,16 @@ from .filterbank import FilterBank, FirstOrderPath, JTFSPath
 from .ops import modulus, reflect_pad
 from .plan import FrequentialPlan, JTFSPlan, SecondOrderPart, SecondOrderPlan
 from .scalogram import (
-    FirstOrderSpec,
+    RunSpec,
     SecondOrderSpec,
-    first_order,
-    first_order_windows,
+    SpectrumSpec,
+    SynthesisSpec,
+    WindowSpec,
+    run,
     second_order,
-    second_order_run,
-    second_order_synthesis,
+    spectrum,
+    synthesis,
+    window,
 )
 
 __all__ = ["TimeFrequencyScattering"]
@@ -172,60 +175,88 @@ class TimeFrequencyScattering(nn.Module):
             raise ValueError(f"x must have shape (batch, {self.config.N}), got {tuple(x.shape)}")
         return reflect_pad(x.to(self.compute_dtype), self.config.pad_left, self.config.pad_right)
 
+    def spectra(self, x_pad: Tensor, n_clusters: int) -> tuple[Tensor, ...]:
+        """The ranges of the extended spectrum that clusters ``0 .. n_clusters - 1`` read,
+        ``(B, span, 2)`` each (:func:`~scrapl.jtfs.scalogram.spectrum`)."""
+        fo = self.plan.first_order
+        spans = tuple(fo.cluster(c).span for c in range(n_clusters))
+        return self._spectrum(x_pad, 0, spans)
+
+    def _spectrum(self, x: Tensor, start: int, spans: tuple[int, ...]) -> tuple[Tensor, ...]:
+        """Ranges of ``spans`` bins, whole clusters' ranges one after the other from bin ``start`` of
+        the extended spectrum's layout; ``x`` is ``x_pad``, or its half spectrum (complex: then the
+        ``rfft`` is not taken again)."""
+        fo, dtype, half = self.plan.first_order, x.real.dtype, x.is_complex()
+        a, b = start, start + sum(spans)
+        consts = (
+            fo.spectrum_index[2 * a : 2 * b],
+            _as(fo.spectrum_sign[2 * a : 2 * b], dtype),
+            _as((fo.spectrum_sign if half else fo.fold_weight)[2 * a : 2 * b], dtype),
+        )
+        return spectrum(x, SpectrumSpec(self.config.Np, spans, half), consts)
+
+    def planes(self, Fc: Tensor, part: SecondOrderPart) -> Tensor:
+        """The analytic signals of rows ``part.first ..`` of a cluster, from the cluster's range
+        ``Fc`` of :meth:`spectra`: ``(B, 2, G, M)`` (linear in the signals)."""
+        cp = self.plan.first_order.cluster(part.cluster)
+        cl, (lo, hi), dtype = cp.cluster, cp.run, Fc.dtype
+        rows = slice(part.first, part.first + part.rows)
+        spec = WindowSpec(part.rows, cl.length, cl.window, part.first, cl.d, lo, hi)
+        positions = cp.positions[rows.start * (hi - lo) : rows.stop * (hi - lo)]
+        consts = (_as(cp.weight[:, rows], dtype), _as(cp.adjoint_weight[rows], dtype), positions)
+        return window(Fc, spec, consts)
+
     def first_order(self, x_pad: Tensor, parts: Sequence[SecondOrderPart]) -> list[Tensor]:
         """First-order moduli ``U1`` of rows ``first ..`` of each part's cluster, ``(B, G, M)`` each
         (a row of decimation ``k1`` is sampled every ``M / (Np / 2**k1)`` samples)."""
-        return [modulus(planes) for planes in self.first_order_planes(x_pad, parts)]
+        ranges = self.spectra(x_pad, max(p.cluster for p in parts) + 1)
+        return [modulus(self.planes(ranges[part.cluster], part)) for part in parts]
 
-    def first_order_planes(self, x_pad: Tensor, parts: Sequence[SecondOrderPart]) -> tuple[Tensor, ...]:
-        """The analytic signals behind :meth:`first_order`, as planes ``(B, 2, G, M)`` (linear in
-        ``x_pad``)."""
-        return first_order(x_pad, *self._first_order_args(parts, x_pad.dtype))
-
-    def _first_order_args(
-        self, parts: Sequence[SecondOrderPart], dtype: torch.dtype
-    ) -> tuple[FirstOrderSpec, tuple[Tensor, ...]]:
-        fo = self.plan.first_order
-        consts = [_as(fo.spectrum_index), _as(fo.spectrum_sign, dtype), _as(fo.fold_weight, dtype)]
-        windows = []
-        for part in parts:
-            cp = fo.cluster(part.cluster)
-            cl, (lo, hi) = cp.cluster, cp.run
-            start = cl.a0 + part.first * cl.d - fo.p_min
-            windows.append((part.rows, cl.length, cl.window, start, cl.d, lo, hi))
-            rows = slice(part.first, part.first + part.rows)
-            consts += [_as(cp.weight[rows], dtype), _as(cp.adjoint_weight[rows], dtype)]
-            consts.append(cp.positions[rows.start * (hi - lo) : rows.stop * (hi - lo)])
-        return FirstOrderSpec(self.config.Np, fo.length, tuple(windows)), tuple(consts)
+    def _second_order_args(
+        self, reader: SecondOrderPlan, dtype: torch.dtype, chunk: tuple[int, int, int] | None = None
+    ) -> tuple[SecondOrderSpec, tuple]:
+        """Spec and constants of :func:`~scrapl.jtfs.scalogram.second_order` for ``reader``'s parts,
+        or for ``chunk = (i, a, b)``, rows ``a .. b-1`` of part ``i`` (low-memory chunks)."""
+        chunks = [(i, 0, p.rows) for i, p in enumerate(reader.parts)] if chunk is None else [chunk]
+        weight, adjoint = reader.weight, reader.adjoint_weight
+        if chunk is not None:
+            i, a, b = chunk
+            row = sum(p.rows for p in reader.parts[:i]) + a
+            weight, adjoint = weight[row : row + b - a], adjoint[row : row + b - a]
+        consts: list[Any] = [_as(weight, dtype), _as(adjoint, dtype), _as(self.plan.rotation, dtype)]
+        consts.append(reader.wrap)
+        runs = []
+        for i, a, b in chunks:
+            part = reader.parts[i]
+            cp = self.plan.first_order.cluster(part.cluster)
+            M, S = cp.cluster.length, reader.run
+            index = reader.index(i)
+            if (a, b) != (0, part.rows):
+                index = index[a * S : b * S] - a * (M // 2 + 1)
+            mask = None if cp.mask is None else _as(cp.mask[part.first + a : part.first + b], dtype)
+            consts += [index, mask]
+            runs.append(RunSpec(b - a, M, S))
+        spec = SecondOrderSpec(tuple(runs), SynthesisSpec(reader.run, reader.n_out, reader.one_sided))
+        return spec, tuple(consts)
 
     def second_order(self, U1s: Sequence[Tensor], reader: SecondOrderPlan) -> Tensor:
         """``Y[n2]`` as planes ``(B, 2, n1, Np / 2**j2)`` from the moduli of :meth:`first_order`."""
         return second_order(tuple(U1s), *self._second_order_args(reader, U1s[0].dtype))
 
-    def _second_order_args(
-        self, reader: SecondOrderPlan, dtype: torch.dtype
-    ) -> tuple[SecondOrderSpec, tuple]:
-        consts: list[Any] = [_as(reader.weight, dtype), _as(reader.adjoint_weight, dtype)]
-        consts += [_as(self.plan.rotation, dtype), reader.wrap]
-        parts = []
-        for i, part in enumerate(reader.parts):
-            cp = self.plan.first_order.cluster(part.cluster)
-            mask = None if cp.mask is None else _as(cp.mask[part.first : part.first + part.rows], dtype)
-            consts += [reader.index(i), mask]
-            parts.append((part.rows, cp.cluster.length))
-        return SecondOrderSpec(tuple(parts), reader.run, reader.n_out, reader.one_sided), tuple(consts)
-
     def scattering(self, x_pad: Tensor, reader: SecondOrderPlan) -> Tensor:
-        """``Y[n2]`` of ``x_pad`` (:meth:`second_order` of :meth:`first_order`). Without autograd,
-        cluster by cluster: each cluster's analytic signals and moduli are freed as soon as the
-        second-order wavelet has read its run (the same operators, less memory)."""
+        """``Y[n2]`` of ``x_pad`` (:meth:`second_order` of :meth:`first_order`), cluster by cluster;
+        without autograd, each cluster's analytic signals and moduli are freed as soon as its run
+        is read (the same operators)."""
+        ranges = self.spectra(x_pad, reader.parts[-1].cluster + 1)
+        U1 = (modulus(self.planes(ranges[part.cluster], part)) for part in reader.parts)
         if torch.is_grad_enabled() and x_pad.requires_grad:
-            return self.second_order(self.first_order(x_pad, reader.parts), reader)
-        spec1, consts1 = self._first_order_args(reader.parts, x_pad.dtype)
-        spec2, consts2 = self._second_order_args(reader, x_pad.dtype)
-        windows = first_order_windows(x_pad, spec1, consts1)
-        runs = [second_order_run(modulus(planes), i, spec2, consts2) for i, planes in enumerate(windows)]
-        return second_order_synthesis(runs, spec2, consts2)
+            return self.second_order(list(U1), reader)
+        spec, consts = self._second_order_args(reader, x_pad.dtype)
+        runs = [
+            run(U, r, consts[4 + 2 * i : 6 + 2 * i])
+            for i, (U, r) in enumerate(zip(U1, spec.runs, strict=True))
+        ]
+        return synthesis(runs, spec.synthesis, consts[:4])
 
     def frequential(self, Y: Tensor, paths: Sequence[JTFSPath]) -> list[Tensor]:
         """Frequential filter, modulus and averagings of paths sharing ``Y`` (one ``n2``).
@@ -253,37 +284,26 @@ class TimeFrequencyScattering(nn.Module):
 
     # -- low-memory variants -----------------------------------------------------------------------
     def _second_order_chunked(self, x_pad: Tensor, reader: SecondOrderPlan) -> Tensor:
-        """:meth:`second_order` of :meth:`first_order` in chunks of first-order rows of at most
-        :attr:`chunk_elems` samples per plane, each chunk checkpointed (only its ``Y`` rows are
-        kept for the backward). Shape ``(B, 2, n1, Np / 2**j2)``."""
+        """:meth:`scattering` in chunks of first-order rows of at most :attr:`chunk_elems` samples
+        per plane, each chunk (its cluster's range of the spectrum, analytic signals, moduli, its
+        rows of ``Y``) checkpointed: only the half spectrum and ``Y`` are kept for the backward.
+        Shape ``(B, 2, n1, Np / 2**j2)``."""
+        X = torch.fft.rfft(x_pad)
         chunks = []
         for i, part in enumerate(reader.parts):
             M = self.plan.first_order.cluster(part.cluster).cluster.length
             size = max(1, self.chunk_elems // (x_pad.shape[0] * M))
             for a in range(0, part.rows, size):
-                chunks.append(_checkpointed(self._chunk, x_pad, reader, i, a, min(a + size, part.rows)))
+                chunks.append(_checkpointed(self._chunk, X, reader, i, a, min(a + size, part.rows)))
         return torch.cat(chunks, dim=-2)
 
-    def _chunk(self, x_pad: Tensor, reader: SecondOrderPlan, i: int, a: int, b: int) -> Tensor:
-        """``Y`` rows ``a .. b-1`` of part ``i`` of ``reader``."""
+    def _chunk(self, X: Tensor, reader: SecondOrderPlan, i: int, a: int, b: int) -> Tensor:
+        """``Y``'s rows of rows ``a .. b-1`` of part ``i`` of ``reader``, from the half spectrum ``X``."""
         part = reader.parts[i]
-        sub = SecondOrderPart(part.cluster, part.first + a, b - a)
-        (U1,) = self.first_order(x_pad, [sub])
-        cp = self.plan.first_order.cluster(part.cluster)
-        M, S, dtype = cp.cluster.length, reader.run, x_pad.dtype
-        row0 = sum(p.rows for p in reader.parts[:i]) + a
-        rows = slice(row0, row0 + b - a)
-        mask = None if cp.mask is None else _as(cp.mask[sub.first : sub.first + sub.rows], dtype)
-        consts: tuple[Any, ...] = (
-            _as(reader.weight[rows], dtype),
-            _as(reader.adjoint_weight[rows], dtype),
-            _as(self.plan.rotation, dtype),
-            reader.wrap,
-            reader.index(i)[a * S : b * S] - a * (M // 2 + 1),
-            mask,
-        )
-        spec = SecondOrderSpec(((b - a, M),), S, reader.n_out, reader.one_sided)
-        return second_order((U1,), spec, consts)
+        fo = self.plan.first_order
+        (Fc,) = self._spectrum(X, fo.offset(part.cluster), (fo.cluster(part.cluster).span,))
+        U1 = modulus(self.planes(Fc, SecondOrderPart(part.cluster, part.first + a, b - a)))
+        return second_order((U1,), *self._second_order_args(reader, U1.dtype, (i, a, b)))
 
     def _frequential_chunked(self, Y: Tensor, H: Tensor, Phi: Tensor | None) -> Tensor:
         """``average_time(frequential_scattering(Y, H), Phi)`` by chunks of ``H``'s rows of at most
